@@ -1,0 +1,217 @@
+"""Poll benchmark: the naive baseline against our fetch + parse + normalise path, side by side.
+
+    python bench/poll.py [--feeds 2000] [--sample 60] [--delay 0.2] [--transport aiohttp|httpcore|both]
+
+Starts bench/feedserver.py in its own process, then runs
+  (a) baseline: sequential httpx.get + feedparser.parse, nothing else, on --sample feeds, extrapolated
+      per feed to --feeds (a full sequential run of 2,000 feeds at 200 ms would take ~9 minutes);
+  (b) ours, cold: every feed answers 200 with a full body;
+  (c) ours, conditional: the same feeds with the ETag/Last-Modified from (b), every feed answers 304.
+For each it prints wall time, CPU ms per feed (time.process_time of this process; the server's CPU is
+not counted), items/s and the ratio to the baseline.
+
+The rest of the pipeline (dedup, score, store) plugs in through one hook: `run_ours(..., process=...)`
+calls `process(items)` once per feed with that feed's normalised items, inside the timed region.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import feedparser
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bot.items import Item  # noqa: E402
+from bot.sources.fetch import Fetcher, FetchLimits, FetchResult  # noqa: E402
+from bot.sources.poll import FetchRequest, fetch_all, parse_and_normalise  # noqa: E402
+
+ProcessHook = Callable[[list[Item]], object]
+
+
+def no_process(items: list[Item]) -> None:
+    """The default hook: the pipeline after normalisation is not wired in yet."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunStats:
+    name: str
+    feeds: int
+    wall_s: float
+    cpu_s: float
+    items: int
+    errors: int
+    extrapolated: bool = False
+
+    @property
+    def cpu_ms_per_feed(self) -> float:
+        return 1000 * self.cpu_s / max(self.feeds, 1)
+
+    @property
+    def items_per_s(self) -> float:
+        return self.items / self.wall_s if self.wall_s else 0.0
+
+
+def start_server(feeds: int, delay: float, hosts: int) -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "feedserver.py"),
+            "--feeds",
+            str(feeds),
+            "--delay",
+            str(delay),
+            "--hosts",
+            str(hosts),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("READY "):
+        proc.kill()
+        raise RuntimeError(f"feedserver did not start: {line!r}")
+    return proc, int(line.split()[1])
+
+
+def feed_urls(port: int, feeds: int, hosts: int) -> list[str]:
+    return [f"http://127.0.0.{1 + n % hosts}:{port}/feed/{n}.xml" for n in range(feeds)]
+
+
+def run_baseline(urls: Sequence[str], total_feeds: int) -> RunStats:
+    """Sequential httpx.get + feedparser.parse on `urls`, extrapolated per feed to `total_feeds`."""
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    items = errors = 0
+    for url in urls:
+        try:
+            resp = httpx.get(url, timeout=30)
+            items += len(feedparser.parse(resp.content).entries)
+        except httpx.HTTPError:
+            errors += 1
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    k = total_feeds / len(urls)
+    return RunStats(
+        "baseline (sequential httpx.get + feedparser)",
+        total_feeds,
+        wall * k,
+        cpu * k,
+        round(items * k),
+        errors,
+        extrapolated=True,
+    )
+
+
+async def run_ours(
+    name: str,
+    requests: Sequence[FetchRequest],
+    *,
+    transport: Literal["aiohttp", "httpcore"] = "aiohttp",
+    process: ProcessHook = no_process,
+    limits: FetchLimits | None = None,
+) -> tuple[RunStats, list[FetchResult]]:
+    """fetch_all, then parse_and_normalise + `process(items)` per feed; the hook is timed too."""
+    now = datetime.now(UTC)
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    async with Fetcher(limits, transport=transport) as fetcher:
+        results = await fetch_all(fetcher, requests)
+    n_items = 0
+    errors = sum(1 for r in results if r.error)
+    for i, result in enumerate(results):
+        items, parse_error = parse_and_normalise(result, f"wire{i}", now)
+        errors += parse_error is not None
+        n_items += len(items)
+        process(items)
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    return RunStats(name, len(requests), wall, cpu, n_items, errors), results
+
+
+def report(rows: Sequence[RunStats], baseline: RunStats) -> None:
+    print(
+        f"\n{'run':<52} {'feeds':>6} {'wall s':>8} {'CPU ms/feed':>12} {'items/s':>9} {'errors':>6} "
+        f"{'× baseline':>10}"
+    )
+    for r in rows:
+        ratio = baseline.wall_s / r.wall_s if r.wall_s else float("inf")
+        note = " (extrapolated)" if r.extrapolated else ""
+        print(
+            f"{r.name + note:<52} {r.feeds:>6} {r.wall_s:>8.2f} {r.cpu_ms_per_feed:>12.2f} "
+            f"{r.items_per_s:>9.0f} {r.errors:>6} {ratio:>10.1f}"
+        )
+
+
+async def run_all(args: argparse.Namespace, port: int, process: ProcessHook = no_process) -> None:
+    urls = feed_urls(port, args.feeds, args.hosts)
+    # Warm the server's feed cache so the first measured run is not charged for its XML generation.
+    async with Fetcher(FetchLimits(max_concurrency=400)) as fetcher:
+        await fetch_all(fetcher, [FetchRequest(u) for u in urls])
+
+    step = max(1, args.feeds // args.sample)
+    sample = urls[::step][: args.sample]
+    print(f"baseline on {len(sample)} of {args.feeds} feeds ...", flush=True)
+    baseline = run_baseline(sample, args.feeds)
+
+    rows = [baseline]
+    transports: list[Literal["aiohttp", "httpcore"]] = (
+        ["aiohttp", "httpcore"] if args.transport == "both" else [args.transport]
+    )
+    limits = FetchLimits(per_host=args.per_host, max_concurrency=args.concurrency)
+    for transport in transports:
+        print(f"ours ({transport}) on {args.feeds} feeds ...", flush=True)
+        cold, results = await run_ours(
+            f"ours cold [{transport}]",
+            [FetchRequest(u) for u in urls],
+            transport=transport,
+            process=process,
+            limits=limits,
+        )
+        conditional_requests = [FetchRequest(r.url, r.etag, r.last_modified) for r in results]
+        cond, results2 = await run_ours(
+            f"ours conditional 304 [{transport}]",
+            conditional_requests,
+            transport=transport,
+            process=process,
+            limits=limits,
+        )
+        not_modified = sum(r.not_modified for r in results2)
+        if not_modified != len(results2):
+            print(f"  warning: only {not_modified} of {len(results2)} conditional fetches were 304")
+        rows += [cold, cond]
+    report(rows, baseline)
+    print(
+        f"\nserver delay {args.delay * 1000:.0f} ms, {args.hosts} loopback hosts, per-host limit "
+        f"{args.per_host}, global limit {args.concurrency}; CPU is this process only."
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--feeds", type=int, default=2000)
+    ap.add_argument("--sample", type=int, default=60, help="baseline sample size (default 60)")
+    ap.add_argument("--delay", type=float, default=0.2)
+    ap.add_argument("--hosts", type=int, default=50)
+    ap.add_argument("--per-host", type=int, default=4)
+    ap.add_argument("--concurrency", type=int, default=200)
+    ap.add_argument("--transport", choices=["aiohttp", "httpcore", "both"], default="aiohttp")
+    args = ap.parse_args()
+    server, port = start_server(args.feeds, args.delay, args.hosts)
+    try:
+        asyncio.run(run_all(args, port))
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""The `watchfloor` command: one entry point per thing a user does.
+
+    watchfloor demo | check | score | eval | run | worker | serve
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from bot.config import Config, ConfigError, load_config
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("httpx", "httpcore", "apscheduler.executors.default", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _load(args: argparse.Namespace) -> Config:
+    try:
+        return load_config(args.config)
+    except ConfigError as exc:
+        print(exc.report(), file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    config = _load(args)
+    print(f"{args.config or os.environ.get('WATCHFLOOR_CONFIG') or 'config.toml'}: OK")
+    print(f"storage: {config.storage.url}")
+    print(f"sources ({len(config.sources)}):")
+    for s in config.sources:
+        state = "" if s.enabled else "  [disabled]"
+        print(f"  {s.name}  every {config.interval(s)}  {s.url}{state}")
+    print(f"topics ({len(config.topics)}):")
+    for t in config.topics:
+        rules = ", ".join(f"{k}={len(v)}" for k, v in t.rules.model_dump().items() if v) or "no rules"
+        state = "" if t.enabled else "  [disabled]"
+        print(
+            f"  {t.id}  threshold {t.threshold}  {rules}  examples: {len(t.examples.files)} file(s), "
+            f"{len(t.examples.positive)}+/{len(t.examples.negative)}- inline  → {', '.join(t.destinations)}{state}"
+        )
+    return 0
+
+
+def _open_input(name: str) -> TextIO:
+    if name == "-":
+        return sys.stdin
+    try:
+        return open(name, encoding="utf-8")  # noqa: SIM115 - closed by the caller
+    except OSError as exc:
+        print(f"cannot read {name}: {exc.strerror}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from bot.score_lines import score_lines
+
+    config = _load(args)
+    stream = _open_input(args.file)
+    try:
+        return score_lines(config, stream, sys.stdout, explain=args.explain, now=datetime.now(UTC))
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from bot.evaluate import run_eval
+
+    config = _load(args)
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"cannot read {path}: no such file", file=sys.stderr)
+        return 1
+    return run_eval(config, path, sys.stdout, folds=args.folds)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    config = _load(args)
+    return run_demo(config, sys.stdout)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bot.service import run_service
+
+    config_file = Path(args.config or os.environ.get("WATCHFLOOR_CONFIG") or "config.toml")
+    _load(args)
+    return run_service(config_file, once=args.once)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    _load(args)
+    print(
+        "watchfloor serve: the Slack web endpoint is not configured yet in this version "
+        "(it arrives with the Slack integration); use `watchfloor run`.",
+        file=sys.stderr,
+    )
+    return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="watchfloor", description="News alerts on watch topics.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--config", help="config file (default: $WATCHFLOOR_CONFIG, else ./config.toml)")
+        return p
+
+    add("check", "validate config.toml and summarise its sources and topics").set_defaults(func=cmd_check)
+    p = add("score", "score JSON lines (title, text[, id, url, source, published]) against every topic")
+    p.add_argument("file", nargs="?", default="-", help="JSON lines file, or - for stdin (default)")
+    p.add_argument("--explain", action="store_true", help="add the terms and rules behind each score")
+    p.set_defaults(func=cmd_score)
+    p = add("eval", "precision, recall and F1 per topic on labelled JSON lines, model vs keyword rules")
+    p.add_argument("file", help="labelled JSON lines (the news_dev.jsonl format)")
+    p.add_argument("--folds", type=int, default=5, help="cross-validation folds, grouped by event (default 5)")
+    p.set_defaults(func=cmd_eval)
+    add("demo", "serve the bundled sample feeds locally and run one cycle end to end").set_defaults(func=cmd_demo)
+    p = add("run", "poll, classify and deliver on a schedule (console without SLACK_BOT_TOKEN)")
+    p.add_argument("--once", action="store_true", help="run one poll cycle and exit")
+    p.set_defaults(func=cmd_run)
+    p = add("worker", "the scheduler alone: poll, classify, deliver (Procfile `worker`)")
+    p.add_argument("--once", action="store_true", help="run one poll cycle and exit")
+    p.set_defaults(func=cmd_run)
+    add("serve", "the Slack web endpoint (Procfile `web`)").set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `watchfloor score … | head` closes early
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,57 @@
+"""Which alerts to create: a pure function of (scored items, topics, what was already alerted, now).
+
+A story alerts once per topic and destination; later reports of the same story join it silently (the Slack
+work threads them). Deciding here, without I/O, keeps the rule testable and the runner thin.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from bot.items import Alert, ScoredItem
+
+
+def alert_id(topic: str, destination: str, story: str) -> str:
+    """Stable, so a retried cycle recomputes the same id and the outbox's unique key absorbs it."""
+    return hashlib.sha1(f"{topic}\0{destination}\0{story}".encode()).hexdigest()[:24]
+
+
+def decide_alerts(
+    scored: Sequence[ScoredItem],
+    destinations: dict[str, Sequence[str]],
+    already: Iterable[tuple[str, str, str]],
+    now: datetime,
+) -> list[Alert]:
+    """One alert per (story, topic, destination) not alerted before, for the story's best-scoring new item.
+
+    `destinations` maps each active topic id to where it routes; topics absent from it do not alert.
+    `already` holds (story, topic, destination) triples that have an alert from an earlier cycle.
+    """
+    done = set(already)
+    best: dict[tuple[str, str], tuple[float, ScoredItem]] = {}
+    for s in scored:
+        for ts in s.scores:
+            if not ts.flagged or ts.topic not in destinations:
+                continue
+            key = (s.story, ts.topic)
+            if key not in best or ts.score > best[key][0]:
+                best[key] = (ts.score, s)
+    out: list[Alert] = []
+    for (story, topic), (_score, s) in sorted(best.items(), key=lambda kv: (kv[1][1].item.published, kv[0])):
+        for dest in destinations[topic]:
+            if (story, topic, dest) in done:
+                continue
+            done.add((story, topic, dest))
+            out.append(
+                Alert(
+                    id=alert_id(topic, dest, story),
+                    topic=topic,
+                    destination=dest,
+                    story=story,
+                    item_id=s.item.id,
+                    created=now,
+                )
+            )
+    return out

@@ -1,0 +1,41 @@
+"""Exact duplicates: the keys by which an item is recognised again across sources and polls."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+
+from bot.items import Item
+
+# A guid such as "1" or "post-42" is only unique inside its own feed; URL-, URN- and tag-shaped guids, and
+# long opaque ones, are meant to be global (RSS 2.0 `isPermaLink`, Atom `id` is an IRI).
+_GLOBAL_GUID = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|.{24,})", re.IGNORECASE)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def item_keys(item: Item) -> list[str]:
+    keys = [f"u:{_digest(item.url)}"]
+    if item.guid:
+        guid = item.guid.strip()
+        scope = "" if _GLOBAL_GUID.match(guid) else f"{item.source}\0"
+        keys.append(f"g:{_digest(scope + guid)}")
+    return keys
+
+
+def new_items(batch: Sequence[Item], known: Mapping[str, str]) -> tuple[list[Item], dict[str, list[str]]]:
+    """The items of `batch` not seen before (by any key, in the store or earlier in the batch), with keys."""
+    seen = set(known)
+    fresh: list[Item] = []
+    keys_of: dict[str, list[str]] = {}
+    for item in batch:
+        keys = item_keys(item)
+        if any(k in seen for k in keys) or item.id in keys_of:
+            continue
+        seen.update(keys)
+        fresh.append(item)
+        keys_of[item.id] = keys
+    return fresh, keys_of

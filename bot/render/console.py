@@ -1,0 +1,58 @@
+"""Alerts as terminal text: what the demo prints and what `watchfloor run` shows without Slack.
+
+Feed text may carry terminal control sequences; they are removed so a hostile title cannot rewrite the
+operator's screen.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from datetime import datetime
+
+from bot.store import StoredAlert, Tally
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean(text: str) -> str:
+    return _CONTROL.sub("", text)
+
+
+def why_line(why: dict[str, object]) -> str:
+    parts = []
+    terms = why.get("terms") or []
+    if isinstance(terms, list) and terms:
+        parts.append(", ".join(f"{clean(str(t))} {float(w):+.2f}" for t, w in terms[:5] if float(w) > 0))
+    rules = why.get("rules") or []
+    if isinstance(rules, list) and rules:
+        parts.append("rules: " + ", ".join(clean(str(r)) for r in rules))
+    return "; ".join(p for p in parts if p) or "model score above threshold"
+
+
+def when(ts: datetime) -> str:
+    return ts.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def render_alert(alert: StoredAlert, topic_title: str) -> str:
+    head = f"── {topic_title} ({alert.alert.topic}) → {alert.alert.destination} "
+    lines = [head + "─" * max(3, 78 - len(head))]
+    lines.append(clean(alert.title))
+    outlets = f" · {alert.n_sources} sources" if alert.n_sources > 1 else ""
+    lines.append(f"{clean(alert.source)} · {when(alert.published)} · score {alert.score:.2f}{outlets}")
+    if alert.summary:
+        lines += textwrap.wrap(clean(alert.summary), 78, initial_indent="  ", subsequent_indent="  ")
+    lines.append(f"  why: {why_line(alert.why)}")
+    lines.append(f"  {clean(alert.url)}")
+    return "\n".join(lines)
+
+
+def render_tally(tally: Tally, topic_ids: list[str]) -> str:
+    lines = [
+        f"sources {tally.sources} · items {tally.items} · stories {tally.stories} · "
+        f"alerts {sum(tally.alerts_per_topic.values())}"
+    ]
+    width = max((len(t) for t in topic_ids), default=10)
+    for tid in topic_ids:
+        lines.append(f"  {tid.ljust(width)}  {tally.alerts_per_topic.get(tid, 0)} alert(s)")
+    return "\n".join(lines)

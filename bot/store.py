@@ -1,0 +1,550 @@
+"""The store: items, dedup keys, stories, scores, alerts (the outbox) and source health.
+
+SQLAlchemy 2 Core so that the same statements run on SQLite (the default: one file, WAL) and PostgreSQL
+(several workers). Only portable SQL here; the one dialect-specific need, "insert unless it exists", goes
+through each dialect's own `on_conflict_do_nothing`. The tests run every statement on both databases.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from bot.items import Alert, Item, ScoredItem
+from bot.sources.health import SourceHealth
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, whatever the database keeps."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store: every time must be timezone-aware UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+sources = Table(
+    "sources",
+    metadata,
+    Column("name", String(80), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("last_success", UTCDateTime),
+    Column("last_error", Text),
+    Column("last_error_at", UTCDateTime),
+    Column("consecutive_failures", Integer, nullable=False, default=0),
+    Column("next_due", UTCDateTime),
+    Column("last_status", Integer),
+    Column("last_polled", UTCDateTime),
+)
+
+items = Table(
+    "items",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("guid", Text),
+    Column("source", String(80), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("summary", Text),
+    Column("published", UTCDateTime, nullable=False),
+    Column("fetched", UTCDateTime, nullable=False),
+    Column("story_id", String(40), nullable=False),
+    Index("ix_items_published", "published"),
+    Index("ix_items_story", "story_id"),
+)
+
+# One row per way of recognising an item again: its canonical URL and its guid. A re-poll, a second outlet
+# syndicating the same URL, or a feed that changes links but keeps guids all land on an existing key.
+item_keys = Table(
+    "item_keys",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("item_id", String(40), ForeignKey("items.id"), nullable=False),
+)
+
+stories = Table(
+    "stories",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    Column("n_items", Integer, nullable=False),
+    Column("sources", Text, nullable=False),  # JSON list of outlet names
+)
+
+scores = Table(
+    "scores",
+    metadata,
+    Column("item_id", String(40), ForeignKey("items.id"), primary_key=True),
+    Column("topic", String(80), primary_key=True),
+    Column("score", Float, nullable=False),
+    Column("flagged", Boolean, nullable=False),
+    Column("why", Text),  # JSON
+    Column("model_version", String(40)),
+    Index("ix_scores_topic_flagged", "topic", "flagged"),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("topic", String(80), nullable=False),
+    Column("destination", String(120), nullable=False),
+    Column("story_id", String(40), nullable=False),
+    Column("item_id", String(40), ForeignKey("items.id"), nullable=False),
+    Column("created", UTCDateTime, nullable=False),
+    Column("status", String(16), nullable=False, default="pending"),  # pending | sent | dead
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    Column("remote_ref", Text),
+    Column("last_error", Text),
+    UniqueConstraint("topic", "destination", "story_id", name="uq_alert_story"),
+    Index("ix_alerts_due", "status", "next_attempt"),
+)
+
+# Score rows are kept only at or above this floor (and always when flagged): 100k items x N topics of
+# near-zero scores would dominate the database and nobody asks for them; `explain` recomputes anyway.
+SCORE_FLOOR = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAlert:
+    alert: Alert
+    status: str
+    attempts: int
+    title: str
+    url: str
+    source: str
+    published: datetime
+    summary: str
+    score: float
+    why: dict[str, Any]
+    n_sources: int
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    sources: int
+    items: int
+    stories: int
+    alerts_per_topic: dict[str, int]
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets the web process read while the worker writes; NORMAL sync is safe with WAL.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def open_engine(url: str) -> Engine:
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, future=True, pool_pre_ping=not url.startswith("sqlite"))
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _insert_ignore(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    if not rows:
+        return
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        stmt: Any = sqlite.insert(table).on_conflict_do_nothing()
+    elif dialect == "postgresql":
+        stmt = postgresql.insert(table).on_conflict_do_nothing()
+    else:  # pragma: no cover - only the two supported databases
+        raise RuntimeError(f"unsupported database {dialect!r}: use SQLite or PostgreSQL")
+    conn.execute(stmt, list(rows))
+
+
+def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(seq), size):
+        yield seq[i : i + size]
+
+
+class Store:
+    """All SQL lives here; callers see dataclasses."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        store = cls(open_engine(url))
+        store.create()
+        return store
+
+    def create(self) -> None:
+        metadata.create_all(self.engine)
+
+    def drop(self) -> None:
+        metadata.drop_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    # -- sources ---------------------------------------------------------------------------------------
+
+    def ensure_sources(self, configured: Iterable[tuple[str, str]]) -> None:
+        with self.transaction() as conn:
+            _insert_ignore(
+                conn, sources, [{"name": n, "url": u, "consecutive_failures": 0} for n, u in configured]
+            )
+            for name, url in configured:
+                conn.execute(update(sources).where(sources.c.name == name, sources.c.url != url).values(url=url))
+
+    def source_health(self) -> dict[str, SourceHealth]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(sources)).mappings().all()
+        return {
+            r["name"]: SourceHealth(
+                last_success=r["last_success"],
+                last_error=r["last_error"],
+                last_error_at=r["last_error_at"],
+                consecutive_failures=r["consecutive_failures"] or 0,
+                etag=r["etag"],
+                last_modified=r["last_modified"],
+                next_due=r["next_due"],
+            )
+            for r in rows
+        }
+
+    def source_rows(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(select(sources).order_by(sources.c.name)).mappings()]
+
+    def save_health(
+        self, conn: Connection, name: str, health: SourceHealth, status: int, polled: datetime
+    ) -> None:
+        conn.execute(
+            update(sources)
+            .where(sources.c.name == name)
+            .values(
+                etag=health.etag,
+                last_modified=health.last_modified,
+                last_success=health.last_success,
+                last_error=health.last_error,
+                last_error_at=health.last_error_at,
+                consecutive_failures=health.consecutive_failures,
+                next_due=health.next_due,
+                last_status=status,
+                last_polled=polled,
+            )
+        )
+
+    # -- items -----------------------------------------------------------------------------------------
+
+    def known_keys(self, keys: Iterable[str]) -> dict[str, str]:
+        """Which of these dedup keys are already stored, mapped to their item id."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(wanted, 500):
+                for key, item_id in conn.execute(
+                    select(item_keys.c.key, item_keys.c.item_id).where(item_keys.c.key.in_(chunk))
+                ):
+                    found[key] = item_id
+        return found
+
+    def save_scored(
+        self,
+        conn: Connection,
+        scored: Sequence[ScoredItem],
+        keys: Mapping[str, Sequence[str]],
+        model_versions: Mapping[str, str],
+        new_alerts: Sequence[Alert],
+    ) -> None:
+        """Items, their keys, stories, scores and outbox alerts in the caller's one transaction.
+
+        One transaction is the delivery guarantee's first half: an alert exists exactly when its item and
+        scores do, so a crash never leaves an alert pointing at nothing or a flagged item without its alert.
+        """
+        if not scored:
+            return
+        item_rows = [
+            {
+                "id": s.item.id,
+                "url": s.item.url,
+                "guid": s.item.guid,
+                "source": s.item.source,
+                "title": s.item.title,
+                "text": s.item.text,
+                "summary": s.summary or None,
+                "published": s.item.published,
+                "fetched": s.item.fetched or s.item.published,
+                "story_id": s.story,
+            }
+            for s in scored
+        ]
+        for chunk in _chunks(item_rows, 2000):
+            _insert_ignore(conn, items, chunk)
+        key_rows = [{"key": k, "item_id": item_id} for item_id, ks in keys.items() for k in ks]
+        for chunk in _chunks(key_rows, 4000):
+            _insert_ignore(conn, item_keys, chunk)
+        score_rows = [
+            {
+                "item_id": s.item.id,
+                "topic": ts.topic,
+                "score": float(ts.score),
+                "flagged": ts.flagged,
+                "why": json.dumps(
+                    {
+                        "terms": [[t, round(w, 4)] for t, w in ts.why.terms],
+                        "rules": list(ts.why.rules_matched),
+                        "rules_failed": ts.why.rules_failed,
+                    }
+                )
+                if ts.flagged
+                else None,
+                "model_version": model_versions.get(ts.topic),
+            }
+            for s in scored
+            for ts in s.scores
+            if ts.flagged or ts.score >= SCORE_FLOOR
+        ]
+        for chunk in _chunks(score_rows, 4000):
+            _insert_ignore(conn, scores, chunk)
+        self._update_stories(conn, scored)
+        alert_rows = [
+            {
+                "id": a.id,
+                "topic": a.topic,
+                "destination": a.destination,
+                "story_id": a.story,
+                "item_id": a.item_id,
+                "created": a.created,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt": a.created,
+            }
+            for a in new_alerts
+        ]
+        _insert_ignore(conn, alerts, alert_rows)
+
+    def _update_stories(self, conn: Connection, scored: Sequence[ScoredItem]) -> None:
+        by_story: dict[str, list[Item]] = {}
+        for s in scored:
+            by_story.setdefault(s.story, []).append(s.item)
+        existing: dict[str, Mapping[str, Any]] = {}
+        ids = list(by_story)
+        for chunk in _chunks(ids, 500):
+            for row in conn.execute(select(stories).where(stories.c.id.in_(chunk))).mappings():
+                existing[row["id"]] = row
+        new_rows = []
+        for story_id, members in by_story.items():
+            times = [m.published for m in members]
+            outlets = sorted({m.source for m in members})
+            row = existing.get(story_id)
+            if row is None:
+                new_rows.append(
+                    {
+                        "id": story_id,
+                        "first_seen": min(times),
+                        "last_seen": max(times),
+                        "n_items": len(members),
+                        "sources": json.dumps(outlets),
+                    }
+                )
+            else:
+                merged = sorted(set(json.loads(row["sources"])) | set(outlets))
+                conn.execute(
+                    update(stories)
+                    .where(stories.c.id == story_id)
+                    .values(
+                        last_seen=max([row["last_seen"], *times]),
+                        n_items=stories.c.n_items + len(members),
+                        sources=json.dumps(merged),
+                    )
+                )
+        for chunk in _chunks(new_rows, 2000):
+            _insert_ignore(conn, stories, chunk)
+
+    def alerted_stories(self, conn: Connection, story_ids: Iterable[str]) -> set[tuple[str, str, str]]:
+        """(story, topic, destination) triples that already have an alert: a story alerts once per topic."""
+        wanted = list(dict.fromkeys(story_ids))
+        found: set[tuple[str, str, str]] = set()
+        for chunk in _chunks(wanted, 500):
+            for story_id, topic, dest in conn.execute(
+                select(alerts.c.story_id, alerts.c.topic, alerts.c.destination).where(
+                    alerts.c.story_id.in_(chunk)
+                )
+            ):
+                found.add((story_id, topic, dest))
+        return found
+
+    def recent_items(self, since: datetime) -> list[Item | Any]:
+        """Items published since `since`, with their story, to warm the story index at start-up."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(items.c.id, items.c.story_id, items.c.title, items.c.text, items.c.published).where(
+                    items.c.published >= since
+                ).order_by(items.c.published)
+            ).all()
+        return list(rows)
+
+    # -- outbox ----------------------------------------------------------------------------------------
+
+    def due_alerts(self, now: datetime, limit: int = 100) -> list[StoredAlert]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    alerts,
+                    items.c.title,
+                    items.c.url,
+                    items.c.source,
+                    items.c.published,
+                    items.c.summary,
+                    scores.c.score,
+                    scores.c.why,
+                    stories.c.sources.label("story_sources"),
+                )
+                .join(items, items.c.id == alerts.c.item_id)
+                .join(stories, stories.c.id == alerts.c.story_id)
+                .outerjoin(scores, (scores.c.item_id == alerts.c.item_id) & (scores.c.topic == alerts.c.topic))
+                .where(alerts.c.status == "pending", alerts.c.next_attempt <= now)
+                .order_by(alerts.c.created, alerts.c.id)
+                .limit(limit)
+            ).mappings().all()
+        return [self._stored_alert(r) for r in rows]
+
+    @staticmethod
+    def _stored_alert(r: Mapping[str, Any]) -> StoredAlert:
+        return StoredAlert(
+            alert=Alert(
+                id=r["id"],
+                topic=r["topic"],
+                destination=r["destination"],
+                story=r["story_id"],
+                item_id=r["item_id"],
+                created=r["created"],
+            ),
+            status=r["status"],
+            attempts=r["attempts"],
+            title=r["title"],
+            url=r["url"],
+            source=r["source"],
+            published=r["published"],
+            summary=r["summary"] or "",
+            score=float(r["score"] or 0.0),
+            why=json.loads(r["why"]) if r["why"] else {},
+            n_sources=len(json.loads(r["story_sources"] or "[]")),
+        )
+
+    def mark_sent(self, alert_id: str, when: datetime, remote_ref: str | None = None) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                update(alerts)
+                .where(alerts.c.id == alert_id)
+                .values(status="sent", sent_at=when, remote_ref=remote_ref, attempts=alerts.c.attempts + 1)
+            )
+
+    def mark_failed(self, alert_id: str, error: str, retry_at: datetime | None) -> None:
+        """Schedule a retry at `retry_at`, or move the alert to the dead letters when it is None."""
+        with self.transaction() as conn:
+            values: dict[str, Any] = {"last_error": error[:1000], "attempts": alerts.c.attempts + 1}
+            if retry_at is None:
+                values["status"] = "dead"
+            else:
+                values["next_attempt"] = retry_at
+            conn.execute(update(alerts).where(alerts.c.id == alert_id).values(**values))
+
+    # -- queries ---------------------------------------------------------------------------------------
+
+    def alerts_for(self, status: str | None = None) -> list[StoredAlert]:
+        with self.engine.connect() as conn:
+            query = (
+                select(
+                    alerts,
+                    items.c.title,
+                    items.c.url,
+                    items.c.source,
+                    items.c.published,
+                    items.c.summary,
+                    scores.c.score,
+                    scores.c.why,
+                    stories.c.sources.label("story_sources"),
+                )
+                .join(items, items.c.id == alerts.c.item_id)
+                .join(stories, stories.c.id == alerts.c.story_id)
+                .outerjoin(scores, (scores.c.item_id == alerts.c.item_id) & (scores.c.topic == alerts.c.topic))
+                .order_by(alerts.c.created, alerts.c.id)
+            )
+            if status:
+                query = query.where(alerts.c.status == status)
+            rows = conn.execute(query).mappings().all()
+        return [self._stored_alert(r) for r in rows]
+
+    def tally(self) -> Tally:
+        with self.engine.connect() as conn:
+            n_sources = conn.execute(select(func.count()).select_from(sources)).scalar_one()
+            n_items = conn.execute(select(func.count()).select_from(items)).scalar_one()
+            n_stories = conn.execute(select(func.count()).select_from(stories)).scalar_one()
+            per_topic = dict(
+                conn.execute(select(alerts.c.topic, func.count(func.distinct(alerts.c.story_id))).group_by(alerts.c.topic)).all()
+            )
+        return Tally(n_sources, n_items, n_stories, {str(k): int(v) for k, v in per_topic.items()})
+
+    def item(self, item_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(items).where(items.c.id == item_id)).mappings().first()
+        return dict(row) if row else None
+
+    def count_items(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(items)).scalar_one())

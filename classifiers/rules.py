@@ -1,0 +1,111 @@
+"""Keyword rules: the analyst's own gate in front of a topic model.
+
+A topic is flagged only when its model scores high enough AND its rules hold, so rules are where an analyst
+states what a report must (or must not) mention, in words they can read back. They run on every item
+(100k a cycle), so each rule set compiles its terms once into a few regexes.
+
+Term syntax: a case-insensitive whole-word phrase; ``|`` separates alternatives inside one term
+("north korea|dprk|pyongyang"); whitespace inside a phrase matches any run of whitespace.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+
+class RulesError(ValueError):
+    """A rule term that cannot be used (empty, or empty alternative)."""
+
+
+def term_alternatives(term: str) -> tuple[str, ...]:
+    """Split a term into its ``|`` alternatives, lower-cased and stripped; reject empty ones.
+
+    Public because the model uses the alternatives as pseudo-positive text for topics with few examples.
+    """
+    alternatives = tuple(part.strip().lower() for part in term.split("|"))
+    if not term.strip() or any(not alt for alt in alternatives):
+        raise RulesError(f"rule term {term!r} has an empty alternative: write phrases separated by '|'")
+    return alternatives
+
+
+def _compile_term(term: str) -> re.Pattern[str]:
+    parts = []
+    for alt in term_alternatives(term):
+        words = [re.escape(word) for word in alt.split()]
+        # (?<!\w) / (?!\w) rather than \b, so a phrase that starts or ends with punctuation still works.
+        parts.append(r"(?<!\w)" + r"\s+".join(words) + r"(?!\w)")
+    return re.compile("|".join(parts), re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleResult:
+    """Whether the rules held, which terms matched (the evidence) and, if not, the first reason why not."""
+
+    holds: bool
+    matched: tuple[str, ...] = ()
+    failed: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeywordRules:
+    """``all``: every term must match; ``any``: at least one must (when non-empty); ``none``: no term may.
+
+    No terms at all means the rules always hold: the model alone decides.
+    """
+
+    all: tuple[str, ...] = ()
+    any: tuple[str, ...] = ()
+    none: tuple[str, ...] = ()
+    _compiled: tuple[tuple[re.Pattern[str], ...], ...] = field(
+        init=False, repr=False, compare=False, hash=False, default=()
+    )
+
+    def __post_init__(self) -> None:
+        # Accept lists from a TOML loader but store tuples, so the rules stay hashable and frozen.
+        for name in ("all", "any", "none"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                raise RulesError(f"rules.{name} must be a list of terms, not the string {value!r}")
+            object.__setattr__(self, name, tuple(value))
+        compiled = tuple(tuple(_compile_term(t) for t in terms) for terms in (self.all, self.any, self.none))
+        object.__setattr__(self, "_compiled", compiled)
+
+    @property
+    def empty(self) -> bool:
+        """True when there are no terms at all (the rules always hold)."""
+        return not (self.all or self.any or self.none)
+
+    @property
+    def terms(self) -> tuple[str, ...]:
+        """The positive terms (``all`` then ``any``): what an on-topic report is expected to mention."""
+        return self.all + self.any
+
+    def check(self, title: str, text: str) -> RuleResult:
+        """Check the rules on one report; the title and body are searched together."""
+        if self.empty:
+            return RuleResult(holds=True)
+        doc = f"{title}\n{text}"
+        all_re, any_re, none_re = self._compiled
+        matched: list[str] = []
+        for term, pattern in zip(self.none, none_re, strict=True):
+            found = pattern.search(doc)
+            if found:
+                return RuleResult(holds=False, failed=f'excluded by "{found.group(0).lower()}" (none: {term!r})')
+        for term, pattern in zip(self.all, all_re, strict=True):
+            found = pattern.search(doc)
+            if not found:
+                return RuleResult(holds=False, matched=tuple(matched), failed=f"all: {term!r} not found")
+            matched.append(found.group(0).lower())
+        if self.any:
+            hits = [found.group(0).lower() for pattern in any_re if (found := pattern.search(doc))]
+            if not hits:
+                return RuleResult(
+                    holds=False, matched=tuple(matched), failed=f"none of any={list(self.any)!r} found"
+                )
+            matched.extend(hits)
+        return RuleResult(holds=True, matched=tuple(dict.fromkeys(matched)))
+
+    def holds(self, title: str, text: str) -> bool:
+        """Shortcut for ``check(...).holds``."""
+        return self.check(title, text).holds

@@ -1,0 +1,42 @@
+"""Shared fixtures: the proposed topic definitions (examples/topics.toml) built into TopicDefinitions."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from classifiers.rules import KeywordRules
+from classifiers.training import Example, TopicDefinition, load_background, load_examples
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+SHARED = REPO.parent / "shared"
+SEED = SHARED / "seeds" / "000_ba412a54cf4b0082.txt"
+NEWS_DEV = SHARED / "data" / "news_dev.jsonl"
+
+
+def load_proposed_topics(root: Path = REPO) -> list[TopicDefinition]:
+    """Build TopicDefinitions from examples/topics.toml the way config.toml's [[topics]] will be read."""
+    config = tomllib.loads((root / "examples" / "topics.toml").read_text(encoding="utf-8"))
+    topics = []
+    for entry in config["topics"]:
+        examples: list[Example] = []
+        for name in entry["examples"]["files"]:
+            path = root / name
+            if path.exists():
+                examples.extend(load_examples(path, entry["id"]))
+        rules = KeywordRules(**{k: tuple(v) for k, v in entry.get("rules", {}).items()})
+        topics.append(TopicDefinition(entry["id"], entry["description"], rules, entry["threshold"], tuple(examples)))
+    return topics
+
+
+@pytest.fixture(scope="session")
+def topics() -> list[TopicDefinition]:
+    return load_proposed_topics()
+
+
+@pytest.fixture(scope="session")
+def background() -> list[Example]:
+    return load_background(EXAMPLES / "background.jsonl")
