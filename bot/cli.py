@@ -1,12 +1,11 @@
 """The `watchfloor` command: one entry point per thing a user does.
 
-    watchfloor demo | check | score | eval | run | worker | serve
+watchfloor demo | check | score | eval | run | worker | serve
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -59,7 +58,7 @@ def _open_input(name: str) -> TextIO:
     if name == "-":
         return sys.stdin
     try:
-        return open(name, encoding="utf-8")  # noqa: SIM115 - closed by the caller
+        return open(name, encoding="utf-8")
     except OSError as exc:
         print(f"cannot read {name}: {exc.strerror}", file=sys.stderr)
         raise SystemExit(1) from None
@@ -130,9 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_score)
     p = add("eval", "precision, recall and F1 per topic on labelled JSON lines, model vs keyword rules")
     p.add_argument("file", help="labelled JSON lines (the news_dev.jsonl format)")
-    p.add_argument("--folds", type=int, default=5, help="cross-validation folds, grouped by event (default 5)")
+    p.add_argument(
+        "--folds", type=int, default=5, help="cross-validation folds, grouped by event (default 5)"
+    )
     p.set_defaults(func=cmd_eval)
-    add("demo", "serve the bundled sample feeds locally and run one cycle end to end").set_defaults(func=cmd_demo)
+    add("demo", "serve the bundled sample feeds locally and run one cycle end to end").set_defaults(
+        func=cmd_demo
+    )
     p = add("run", "poll, classify and deliver on a schedule (console without SLACK_BOT_TOKEN)")
     p.add_argument("--once", action="store_true", help="run one poll cycle and exit")
     p.set_defaults(func=cmd_run)

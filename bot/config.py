@@ -14,7 +14,7 @@ import tomllib
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -39,7 +39,7 @@ def _duration(value: Any) -> timedelta:
         # A bare number is ambiguous; seconds is what most tools assume, but say so in the docs.
         return timedelta(seconds=float(value))
     if not isinstance(value, str):
-        raise ValueError("write a duration such as \"15m\" or \"6h\"")
+        raise ValueError('write a duration such as "15m" or "6h"')
     try:
         return parse_duration(value)
     except DurationError as exc:
@@ -91,7 +91,7 @@ class SlackConfig(Section):
     @classmethod
     def _slash(cls, value: str) -> str:
         if not re.fullmatch(r"/[a-z0-9_-]{1,31}", value):
-            raise ValueError("must be a slash command such as \"/news\" (lowercase letters, digits, - or _)")
+            raise ValueError('must be a slash command such as "/news" (lowercase letters, digits, - or _)')
         return value
 
 
@@ -146,7 +146,9 @@ class TopicConfig(Section):
     @classmethod
     def _slug(cls, value: str) -> str:
         if not re.fullmatch(r"[a-z0-9]+(?:-[a-z0-9]+)*", value):
-            raise ValueError(f"{value!r} is not a slug: use lowercase words joined by -, like \"dprk-russia-military\"")
+            raise ValueError(
+                f'{value!r} is not a slug: use lowercase words joined by -, like "dprk-russia-military"'
+            )
         return value
 
     @field_validator("threshold", mode="before")
@@ -162,8 +164,8 @@ class TopicConfig(Section):
         for dest in value:
             if not DESTINATION.match(dest):
                 raise ValueError(
-                    f"{dest!r} is not a destination: write \"slack:#channel\", \"slack:C0123ABCD\", "
-                    "\"teams:<name>\" or \"console\""
+                    f'{dest!r} is not a destination: write "slack:#channel", "slack:C0123ABCD", '
+                    '"teams:<name>" or "console"'
                 )
         return value
 
@@ -194,7 +196,9 @@ class Config(Section):
         names: dict[str, int] = {}
         for i, source in enumerate(self.sources):
             if source.name in names:
-                raise ValueError(f"sources[{i}].name {source.name!r} is already used by sources[{names[source.name]}]")
+                raise ValueError(
+                    f"sources[{i}].name {source.name!r} is already used by sources[{names[source.name]}]"
+                )
             names[source.name] = i
         return self
 
@@ -359,7 +363,9 @@ def load_config(path: str | Path | None = None) -> Config:
     try:
         raw = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(p, [f"file not found (set --config or {CONFIG_ENV}, or run from the project folder)"]) from None
+        raise ConfigError(
+            p, [f"file not found (set --config or {CONFIG_ENV}, or run from the project folder)"]
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(p, [f"cannot read: {exc}"]) from None
     return parse_config(raw, p)

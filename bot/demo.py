@@ -39,8 +39,10 @@ def run_demo(config: Config, out: TextIO) -> int:
     with tempfile.TemporaryDirectory(prefix="watchfloor-demo-") as tmp, FeedServer(DEMO_FEEDS) as server:
         cfg = demo_config(config, server, Path(tmp) / "demo.sqlite")
         now = datetime.now(UTC)
-        out.write(f"Serving {len(cfg.sources)} sample feeds on {server.base_url}; "
-                  f"topics: {', '.join(t.id for t in cfg.active_topics)}\n")
+        out.write(
+            f"Serving {len(cfg.sources)} sample feeds on {server.base_url}; "
+            f"topics: {', '.join(t.id for t in cfg.active_topics)}\n"
+        )
         out.flush()
         rt = build_runtime(cfg, now)
 
@@ -49,8 +51,10 @@ def run_demo(config: Config, out: TextIO) -> int:
                 report = await poll_sources(rt, fetcher, [s.name for s in cfg.sources], now)
             for name, error in report.failed.items():
                 out.write(f"source {name} failed: {error}\n")
-            out.write(f"Polled {report.polled} sources: {report.ingest.new} new items, "
-                      f"{report.ingest.flagged} flagged, {len(report.ingest.alerts)} alerts\n\n")
+            out.write(
+                f"Polled {report.polled} sources: {report.ingest.new} new items, "
+                f"{report.ingest.flagged} flagged, {len(report.ingest.alerts)} alerts\n\n"
+            )
 
         asyncio.run(cycle())
         deliver_to_console(rt.store, cfg, now, out)

@@ -19,9 +19,13 @@ def run_eval(config: Config, path: Path, out: TextIO, folds: int = 5) -> int:
     reports = load_labelled(path)
     definitions = [topic_definition(config, t) for t in config.active_topics]
     results = cross_validate(definitions, background_examples(config), reports, folds=folds)
-    out.write(f"{path}: {len(reports)} reports, {len({r.event for r in reports})} events, "
-              f"{folds}-fold cross-validation grouped by event\n\n")
-    header = f"{'topic':<28} {'pos':>4} | {'model P':>7} {'R':>5} {'F1':>5} | {'rules P':>7} {'R':>5} {'F1':>5}"
+    out.write(
+        f"{path}: {len(reports)} reports, {len({r.event for r in reports})} events, "
+        f"{folds}-fold cross-validation grouped by event\n\n"
+    )
+    header = (
+        f"{'topic':<28} {'pos':>4} | {'model P':>7} {'R':>5} {'F1':>5} | {'rules P':>7} {'R':>5} {'F1':>5}"
+    )
     out.write(header + "\n" + "-" * len(header) + "\n")
     for d in definitions:
         if d.id not in results:

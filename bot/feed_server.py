@@ -13,8 +13,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-TYPES = {".xml": "application/rss+xml", ".rss": "application/rss+xml", ".rdf": "application/rdf+xml",
-         ".atom": "application/atom+xml"}
+TYPES = {
+    ".xml": "application/rss+xml",
+    ".rss": "application/rss+xml",
+    ".rdf": "application/rdf+xml",
+    ".atom": "application/atom+xml",
+}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -22,7 +26,7 @@ class _Handler(BaseHTTPRequestHandler):
     root: Path
     mtime: str
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         name = self.path.split("?", 1)[0].lstrip("/")
         path = (self.root / name).resolve()
         if not name or path.parent != self.root or not path.is_file():
@@ -43,7 +47,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet: the demo prints its own story
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
 

@@ -36,7 +36,7 @@ def item_from_line(raw: str, line_no: int, now: datetime) -> Item | LineError:
     except json.JSONDecodeError as exc:
         return LineError(line_no, f"not JSON: {exc.msg} at column {exc.colno}")
     if not isinstance(data, dict):
-        return LineError(line_no, "expected a JSON object with at least \"title\" and \"text\"")
+        return LineError(line_no, 'expected a JSON object with at least "title" and "text"')
     missing = [k for k in ("title", "text") if not isinstance(data.get(k), str)]
     if missing:
         return LineError(line_no, "missing or not a string: " + ", ".join(missing))

@@ -45,7 +45,9 @@ class Runtime:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def destinations(self) -> dict[str, list[str]]:
-        return {t.id: list(t.destinations) for t in self.config.active_topics if t.id in self.scorer.topic_ids}
+        return {
+            t.id: list(t.destinations) for t in self.config.active_topics if t.id in self.scorer.topic_ids
+        }
 
 
 @dataclass

@@ -62,6 +62,8 @@ class TopicScorer:
         for topic in self.topics:
             p = float(np.asarray(probs)[0, self._column[topic.id]])
             rule = self._rules[topic.id].check(item.title, item.text)
-            why = Why(tuple(self.models.explain(item.title, item.text, topic.id, k)), rule.matched, rule.failed)
+            why = Why(
+                tuple(self.models.explain(item.title, item.text, topic.id, k)), rule.matched, rule.failed
+            )
             out.append(TopicScore(topic.id, p, p >= topic.threshold and rule.holds, why))
         return out

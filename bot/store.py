@@ -247,7 +247,9 @@ class Store:
                 conn, sources, [{"name": n, "url": u, "consecutive_failures": 0} for n, u in configured]
             )
             for name, url in configured:
-                conn.execute(update(sources).where(sources.c.name == name, sources.c.url != url).values(url=url))
+                conn.execute(
+                    update(sources).where(sources.c.name == name, sources.c.url != url).values(url=url)
+                )
 
     def source_health(self) -> dict[str, SourceHealth]:
         with self.engine.connect() as conn:
@@ -432,9 +434,9 @@ class Store:
         """Items published since `since`, with their story, to warm the story index at start-up."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(items.c.id, items.c.story_id, items.c.title, items.c.text, items.c.published).where(
-                    items.c.published >= since
-                ).order_by(items.c.published)
+                select(items.c.id, items.c.story_id, items.c.title, items.c.text, items.c.published)
+                .where(items.c.published >= since)
+                .order_by(items.c.published)
             ).all()
         return list(rows)
 
@@ -442,25 +444,31 @@ class Store:
 
     def due_alerts(self, now: datetime, limit: int = 100) -> list[StoredAlert]:
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(
-                    alerts,
-                    items.c.title,
-                    items.c.url,
-                    items.c.source,
-                    items.c.published,
-                    items.c.summary,
-                    scores.c.score,
-                    scores.c.why,
-                    stories.c.sources.label("story_sources"),
+            rows = (
+                conn.execute(
+                    select(
+                        alerts,
+                        items.c.title,
+                        items.c.url,
+                        items.c.source,
+                        items.c.published,
+                        items.c.summary,
+                        scores.c.score,
+                        scores.c.why,
+                        stories.c.sources.label("story_sources"),
+                    )
+                    .join(items, items.c.id == alerts.c.item_id)
+                    .join(stories, stories.c.id == alerts.c.story_id)
+                    .outerjoin(
+                        scores, (scores.c.item_id == alerts.c.item_id) & (scores.c.topic == alerts.c.topic)
+                    )
+                    .where(alerts.c.status == "pending", alerts.c.next_attempt <= now)
+                    .order_by(alerts.c.created, alerts.c.id)
+                    .limit(limit)
                 )
-                .join(items, items.c.id == alerts.c.item_id)
-                .join(stories, stories.c.id == alerts.c.story_id)
-                .outerjoin(scores, (scores.c.item_id == alerts.c.item_id) & (scores.c.topic == alerts.c.topic))
-                .where(alerts.c.status == "pending", alerts.c.next_attempt <= now)
-                .order_by(alerts.c.created, alerts.c.id)
-                .limit(limit)
-            ).mappings().all()
+                .mappings()
+                .all()
+            )
         return [self._stored_alert(r) for r in rows]
 
     @staticmethod
@@ -522,7 +530,9 @@ class Store:
                 )
                 .join(items, items.c.id == alerts.c.item_id)
                 .join(stories, stories.c.id == alerts.c.story_id)
-                .outerjoin(scores, (scores.c.item_id == alerts.c.item_id) & (scores.c.topic == alerts.c.topic))
+                .outerjoin(
+                    scores, (scores.c.item_id == alerts.c.item_id) & (scores.c.topic == alerts.c.topic)
+                )
                 .order_by(alerts.c.created, alerts.c.id)
             )
             if status:
@@ -536,7 +546,11 @@ class Store:
             n_items = conn.execute(select(func.count()).select_from(items)).scalar_one()
             n_stories = conn.execute(select(func.count()).select_from(stories)).scalar_one()
             per_topic = dict(
-                conn.execute(select(alerts.c.topic, func.count(func.distinct(alerts.c.story_id))).group_by(alerts.c.topic)).all()
+                conn.execute(
+                    select(alerts.c.topic, func.count(func.distinct(alerts.c.story_id))).group_by(
+                        alerts.c.topic
+                    )
+                ).all()
             )
         return Tally(n_sources, n_items, n_stories, {str(k): int(v) for k, v in per_topic.items()})
 

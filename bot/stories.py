@@ -39,14 +39,71 @@ DEFAULT_THRESHOLD = 0.3
 
 N_FEATURES = 1 << 20
 LEAD_CHARS = 500  # the inverted pyramid: who/what/where is in the first couple of sentences
-KEYS_PER_ITEM = 8  # highest-weight terms per item used to find candidates
-POSTINGS_PER_KEY = 24  # only the most recent items per key are candidates: bounds work on common terms
-CANDIDATES_PER_ITEM = 12  # exact cosine only for the candidates sharing the most keys
+KEYS_PER_ITEM = 6  # highest-weight terms per item used to find candidates
+POSTINGS_PER_KEY = 8  # only the most recent items per key are candidates: bounds work on common terms
+CANDIDATES_PER_ITEM = 8  # exact cosine only for the candidates sharing the most keys
 _PAIR_CHUNK = 200_000  # candidate pairs scored at once (memory bound for the row gathers)
 
 # Words every news report uses whatever it is about: they make unrelated reports look alike.
 _NEWS_STOP_WORDS = frozenset(
-    ["said", "says", "say", "saying", "told", "tell", "according", "report", "reports", "reported", "reporting", "news", "new", "year", "years", "week", "weeks", "month", "months", "day", "days", "today", "yesterday", "tomorrow", "time", "times", "people", "official", "officials", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "statement", "added", "including", "just", "like", "also", "could", "would", "will", "may", "might", "amid", "including", "make", "made", "since", "still", "now", "according", "percent"]
+    [
+        "said",
+        "says",
+        "say",
+        "saying",
+        "told",
+        "tell",
+        "according",
+        "report",
+        "reports",
+        "reported",
+        "reporting",
+        "news",
+        "new",
+        "year",
+        "years",
+        "week",
+        "weeks",
+        "month",
+        "months",
+        "day",
+        "days",
+        "today",
+        "yesterday",
+        "tomorrow",
+        "time",
+        "times",
+        "people",
+        "official",
+        "officials",
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+        "statement",
+        "added",
+        "including",
+        "just",
+        "like",
+        "also",
+        "could",
+        "would",
+        "will",
+        "may",
+        "might",
+        "amid",
+        "including",
+        "make",
+        "made",
+        "since",
+        "still",
+        "now",
+        "according",
+        "percent",
+    ]
 )
 STOP_WORDS = frozenset(ENGLISH_STOP_WORDS) | _NEWS_STOP_WORDS
 
@@ -62,37 +119,34 @@ def _stem(token: str) -> str:
     return token
 
 
-def _normalise(chunk: str) -> tuple[int, ...]:
-    out = []
-    for tok in _TOKEN.findall(chunk.lower()):
-        if tok[0].isdigit():
-            tok = tok.replace(",", "")
-            if len(tok) < 2:
-                continue
-        elif len(tok) < 2 or tok in STOP_WORDS:
-            continue
-        out.append(murmurhash3_32(_stem(tok), positive=True) & (N_FEATURES - 1))
-    return tuple(out)
+_MISSING = -2
+_STOP = -1
 
-
-# Memo of whitespace-separated chunk -> hashed terms. Words follow Zipf's law, so after a few hundred items
-# almost every chunk is a dict hit; this is what keeps 100,000 items a second or two of tokenising.
-_MEMO: dict[str, tuple[int, ...]] = {}
+# Memo of lower-cased word -> feature number (or _STOP). Words follow Zipf's law, so after a few hundred
+# items almost every word is a dict hit; this is what keeps tokenising 100,000 items to about a second.
+_MEMO: dict[str, int] = {}
 _MEMO_MAX = 1 << 20
 
 
+def _feature(word: str) -> int:
+    if word[0].isdigit():
+        word = word.replace(",", "")
+        if len(word) < 2:
+            return _STOP
+    elif len(word) < 2 or word in STOP_WORDS:
+        return _STOP
+    return int(murmurhash3_32(_stem(word), positive=True)) & (N_FEATURES - 1)
+
+
 def _words(text: str) -> list[int]:
-    """Hashed terms (feature numbers) of a text, in order."""
-    out: list[int] = []
+    """Feature numbers of a text's words, in order, stop words left out."""
     memo = _MEMO
-    for chunk in text.split():
-        found = memo.get(chunk)
-        if found is None:
-            if len(memo) >= _MEMO_MAX:
-                memo.clear()
-            found = memo[chunk] = _normalise(chunk)
-        out.extend(found)
-    return out
+    found = [memo.get(w, _MISSING) for w in _TOKEN.findall(text.lower())]
+    if _MISSING in found:
+        if len(memo) >= _MEMO_MAX:
+            memo.clear()
+        found = [memo.get(w) or memo.setdefault(w, _feature(w)) for w in _TOKEN.findall(text.lower())]
+    return [f for f in found if f >= 0]
 
 
 def terms(title: str, text: str) -> list[int]:
@@ -285,8 +339,10 @@ class StoryIndex:
     def _top_keys(x: sp.csr_matrix) -> list[np.ndarray]:
         """Each row's few highest-weight features: rare, specific terms that paraphrases still share."""
         lengths = np.diff(x.indptr)
-        row = np.repeat(np.arange(x.shape[0]), lengths)
-        order = np.lexsort((-x.data, row))
+        row = np.repeat(np.arange(x.shape[0], dtype=np.int64), lengths)
+        # One integer sort: row in the high bits, descending weight (weights are in [0, 1]) in the low ones.
+        sort_key = (row << 31) | ((1.0 - x.data.astype(np.float64)) * ((1 << 30) - 1)).astype(np.int64)
+        order = np.argsort(sort_key)
         rank = np.arange(x.nnz) - np.repeat(x.indptr[:-1], lengths)
         top = order[rank < KEYS_PER_ITEM]  # order is grouped by row, so rank is the rank in the row
         keys = x.indices[top]
@@ -341,25 +397,25 @@ class StoryIndex:
         n_new = len(keys)
         best = np.full(n_new, -1, dtype=np.int64)
         # Candidate generation: walk the batch in order so each item only sees earlier ones.
-        src: list[int] = []
+        counts: list[int] = []
         dst: list[int] = []
         postings = self._postings
         cap = POSTINGS_PER_KEY
         for offset, row_keys in enumerate(keys):
             row = base + offset
+            before = len(dst)
             for key in row_keys.tolist():
                 posting = postings.get(key)
                 if posting is None:
                     postings[key] = [row]
-                    continue
-                found = posting[-cap:]
-                src.extend([offset] * len(found))
-                dst.extend(found)
-                posting.append(row)
-        if not src:
+                else:
+                    dst.extend(posting[-cap:])
+                    posting.append(row)
+            counts.append(len(dst) - before)
+        if not dst:
             return best
-        pair_src = np.asarray(src, dtype=np.int64)
-        pair_dst = np.asarray(dst, dtype=np.int64)
+        pair_src = np.repeat(np.arange(n_new, dtype=np.int64), counts)
+        pair_dst = np.fromiter(dst, dtype=np.int64, count=len(dst))
         # Same time window only.
         all_published = self._published
         close = np.abs(all_published[pair_dst] - published[pair_src]) <= self._window_s
@@ -399,6 +455,7 @@ class StoryIndex:
 
 def pairwise_scores(predicted: Sequence[str], truth: Sequence[str]) -> tuple[float, float, float]:
     """Pairwise precision, recall and F1 of "same story" against "same event" (a clustering metric)."""
+
     def pairs(counter: Counter[object]) -> int:
         return sum(n * (n - 1) // 2 for n in counter.values())
 

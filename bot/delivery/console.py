@@ -13,7 +13,11 @@ from bot.store import Store
 
 
 def deliver_to_console(
-    store: Store, config: Config, now: datetime, out: TextIO | None = None, accept: Callable[[str], bool] | None = None
+    store: Store,
+    config: Config,
+    now: datetime,
+    out: TextIO | None = None,
+    accept: Callable[[str], bool] | None = None,
 ) -> int:
     """Print every due alert whose destination `accept`s console delivery, mark it sent; return how many."""
     stream = out or sys.stdout

@@ -35,6 +35,7 @@ import fastfeedparser
 import feedparser
 
 from bot.items import RawEntry
+from bot.text import html_to_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +137,7 @@ def _parse_fast(body: bytes, url: str) -> ParsedFeed:
     d = fastfeedparser.parse(body, include_tags=False, include_media=False, include_enclosures=False)
     feed = d.get("feed") or {}
     entries = [_from_fast(e, url) for e in d.get("entries") or ()]
-    return ParsedFeed(title=_str(feed.get("title")), entries=entries, parser="fastfeedparser")
+    return ParsedFeed(title=html_to_text(_str(feed.get("title"))), entries=entries, parser="fastfeedparser")
 
 
 def _parse_tolerant(body: bytes, url: str, content_type: str | None) -> ParsedFeed:
@@ -156,7 +157,7 @@ def _parse_tolerant(body: bytes, url: str, content_type: str | None) -> ParsedFe
     if not entries and d.get("bozo") and not d.get("version"):
         exc = d.get("bozo_exception")
         error = f"not a feed: {type(exc).__name__}: {exc}" if exc else "not a feed"
-    return ParsedFeed(title=_str(feed.get("title")), entries=entries, error=error, parser="feedparser")
+    return ParsedFeed(title=html_to_text(_str(feed.get("title"))), entries=entries, error=error, parser="feedparser")
 
 
 def parse_feed(body: bytes, url: str = "", content_type: str | None = None) -> ParsedFeed:

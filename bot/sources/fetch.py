@@ -171,7 +171,11 @@ class Fetcher:
             except httpx.TooManyRedirects as exc:
                 error = f"too many redirects (> {self.limits.max_redirects}): {exc}"
             except httpx.TimeoutException as exc:
-                error = f"timeout: {_error_text(exc)}"
+                # Only a real timeout reads as one (see _error_text: httpx_aiohttp calls a refused
+                # connection a ConnectTimeout).
+                cause = exc.__cause__
+                real = cause is None or isinstance(cause, TimeoutError) or "Timeout" in type(cause).__name__
+                error = f"timeout: {_error_text(exc)}" if real else _error_text(exc)
             except Exception as exc:  # transport errors (httpx or aiohttp), decoding errors, invalid URLs
                 error = _error_text(exc)
             return FetchResult(url, url, 0, None, etag, last_modified, error, time.perf_counter() - started)

@@ -1,0 +1,221 @@
+"""`watchfloor run` / `worker`: the scheduler and its jobs, with config.toml reloaded live.
+
+Jobs are plain coroutines with explicit arguments, registered with APScheduler here and nowhere else:
+one polling job per source at its interval (jittered, so a thousand feeds do not fire in the same
+second), the outbox delivery, and the config check. Tests call the jobs directly with a frozen clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.config import Config, ConfigError
+from bot.delivery.console import deliver_to_console
+from bot.pipeline import PollReport, Runtime, due_sources, fetch_limits, poll_sources
+from bot.reload import ConfigWatcher
+from bot.runtime import build_runtime, story_index
+from bot.scoring import TopicScorer
+from bot.sources.fetch import Fetcher
+from bot.topic_models import load_or_train
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Service:
+    def __init__(self, config_path: Path, config: Config, clock: Clock = utcnow) -> None:
+        self.clock = clock
+        self.watcher = ConfigWatcher.for_file(config_path)
+        self.rt: Runtime = build_runtime(config, clock())
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.fetcher = Fetcher(fetch_limits(config))
+        self.last_refusal: ConfigError | None = None
+
+    @property
+    def config(self) -> Config:
+        return self.rt.config
+
+    async def __aenter__(self) -> Service:
+        await self.fetcher.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        await self.fetcher.__aexit__(None, None, None)
+        self.rt.store.close()
+
+    # -- jobs --------------------------------------------------------------------------------------------
+
+    async def poll_source(self, name: str) -> PollReport | None:
+        """Poll one source if its backoff allows, then deliver what it produced."""
+        now = self.clock()
+        if name not in due_sources(self.config, self.rt.store.source_health(), now):
+            return None
+        report = await poll_sources(self.rt, self.fetcher, [name], now)
+        if report.ingest.alerts:
+            await self.deliver()
+        return report
+
+    async def poll_due(self) -> PollReport:
+        """Every due source at once: `--once`, and the first cycle after start-up."""
+        now = self.clock()
+        names = due_sources(self.config, self.rt.store.source_health(), now)
+        report = await poll_sources(self.rt, self.fetcher, names, now)
+        log.info(
+            "cycle polled=%d not_modified=%d failed=%d new=%d flagged=%d alerts=%d",
+            report.polled,
+            report.not_modified,
+            len(report.failed),
+            report.ingest.new,
+            report.ingest.flagged,
+            len(report.ingest.alerts),
+        )
+        return report
+
+    async def deliver(self) -> int:
+        rt = self.rt
+
+        def accept(destination: str) -> bool:
+            # Slack and Teams delivery arrive with their own notifiers; until a token is set, console.
+            return destination == "console" or (rt.console_fallback and destination.startswith("slack:"))
+
+        return await asyncio.to_thread(deliver_to_console, rt.store, rt.config, self.clock(), None, accept)
+
+    async def check_config(self) -> Config | ConfigError | None:
+        """Apply an edited config.toml, or refuse it with the reasons and keep the running one."""
+        result = self.watcher.poll()
+        if result is None:
+            return None
+        if isinstance(result, ConfigError):
+            self.last_refusal = result
+            log.error("config edit refused, the running config stays in force:\n%s", result.report())
+            return result
+        await self.apply(result)
+        return result
+
+    async def apply(self, new: Config) -> None:
+        old = self.config
+        # Training can take seconds: off the event loop, and the running topics keep scoring meanwhile.
+        models = await asyncio.to_thread(load_or_train, new)
+        scorer = TopicScorer(models, new.active_topics)
+        with self.rt.lock:
+            self.rt.config = new
+            self.rt.scorer = scorer
+            if new.stories != old.stories:
+                self.rt.stories = story_index(new)
+        self.rt.store.ensure_sources([(s.name, s.url) for s in new.sources])
+        if new.fetch != old.fetch:
+            old_fetcher, self.fetcher = self.fetcher, Fetcher(fetch_limits(new))
+            await self.fetcher.__aenter__()
+            await old_fetcher.__aexit__(None, None, None)
+        self.last_refusal = None
+        self.schedule()
+        log.info(
+            "config reloaded topics=%s sources=%d",
+            ",".join(t.id for t in new.active_topics),
+            len(new.sources),
+        )
+
+    # -- scheduling --------------------------------------------------------------------------------------
+
+    def schedule(self) -> None:
+        """Make the scheduler's jobs match the config: add, re-time and remove polling jobs."""
+        config = self.config
+        jitter = int(config.schedule.jitter.total_seconds())
+        wanted = set()
+        for source in config.sources:
+            if not source.enabled:
+                continue
+            job_id = f"poll:{source.name}"
+            wanted.add(job_id)
+            seconds = max(1, int(config.interval(source).total_seconds()))
+            existing = self.scheduler.get_job(job_id)
+            trigger = IntervalTrigger(seconds=seconds, jitter=jitter or None, timezone=UTC)
+            if existing is not None and getattr(existing.trigger, "interval", None) == timedelta(
+                seconds=seconds
+            ):
+                continue
+            self.scheduler.add_job(
+                self.poll_source,
+                trigger,
+                args=[source.name],
+                id=job_id,
+                name=f"poll {source.name}",
+                replace_existing=True,
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=seconds,
+            )
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("poll:") and job.id not in wanted:
+                job.remove()
+        for job_id, func, every in (
+            ("deliver", self.deliver, config.schedule.delivery_interval),
+            ("config", self.check_config, config.schedule.config_check),
+        ):
+            self.scheduler.add_job(
+                func,
+                IntervalTrigger(seconds=max(1, int(every.total_seconds())), timezone=UTC),
+                id=job_id,
+                replace_existing=True,
+                coalesce=True,
+                max_instances=1,
+            )
+
+    def poll_jobs(self) -> dict[str, timedelta]:
+        """Source name → polling interval, as scheduled (for tests and `status`)."""
+        return {
+            job.id.removeprefix("poll:"): job.trigger.interval
+            for job in self.scheduler.get_jobs()
+            if job.id.startswith("poll:")
+        }
+
+
+async def _serve_forever(service: Service) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # non-Unix loops lack signal handlers
+            loop.add_signal_handler(sig, stop.set)
+    service.schedule()
+    service.scheduler.start()
+    await service.poll_due()
+    await service.deliver()
+    log.info(
+        "watchfloor running: %d sources, %d topics; Ctrl-C stops",
+        len(service.config.sources),
+        len(service.config.active_topics),
+    )
+    await stop.wait()
+
+
+def run_service(config_path: Path, once: bool = False) -> int:
+    from bot.config import load_config
+
+    config = load_config(config_path)
+
+    async def main() -> None:
+        async with Service(config_path, config) as service:
+            if once:
+                await service.poll_due()
+                await service.deliver()
+            else:
+                await _serve_forever(service)
+
+    asyncio.run(main())
+    return 0

@@ -1,0 +1,123 @@
+"""The store on SQLite and on PostgreSQL: the same statements, the same results."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from bot.decide import decide_alerts
+from bot.dedup import item_keys, new_items
+from bot.items import Item, ScoredItem, TopicScore, Why
+from bot.sources.health import SourceHealth
+from bot.store import Store
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+def item(n: int, source: str = "wire", url: str | None = None, guid: str | None = None) -> Item:
+    return Item(
+        id=f"id{n}",
+        url=url or f"https://news.example/{n}",
+        title=f"Title {n}",
+        text=f"Text of report {n}.",
+        published=NOW - timedelta(hours=n),
+        source=source,
+        guid=guid,
+        fetched=NOW,
+    )
+
+
+def scored(it: Item, story: str, score: float = 0.9, flagged: bool = True) -> ScoredItem:
+    why = Why(terms=(("north korean", 0.8),), rules_matched=("north korea",))
+    return ScoredItem(
+        item=it,
+        story=story,
+        scores=(TopicScore("dprk", score, flagged, why), TopicScore("cables", 0.01, False)),
+        summary=f"Summary {it.id}.",
+    )
+
+
+def save(store: Store, batch: list[ScoredItem], dests: dict[str, list[str]] | None = None) -> list[str]:
+    known = store.known_keys(k for s in batch for k in item_keys(s.item))
+    fresh, keys = new_items([s.item for s in batch], known)
+    chosen = [s for s in batch if s.item in fresh]
+    with store.transaction() as conn:
+        already = store.alerted_stories(conn, [s.story for s in chosen])
+        alerts = decide_alerts(chosen, dests or {"dprk": ["slack:#dprk"]}, already, NOW)
+        store.save_scored(conn, chosen, keys, {"dprk": "v1"}, alerts)
+    return [a.id for a in alerts]
+
+
+def test_items_stories_scores_and_alerts_round_trip(store: Store) -> None:
+    a, b = item(1, "wire"), item(2, "desk")
+    created = save(store, [scored(a, "id1"), scored(b, "id1")])
+    assert len(created) == 1  # one story → one alert per destination
+    tally = store.tally()
+    assert (tally.items, tally.stories, tally.alerts_per_topic) == (2, 1, {"dprk": 1})
+    [due] = store.due_alerts(NOW)
+    assert due.title == "Title 1" and due.n_sources == 2 and due.score == 0.9
+    assert due.why["terms"] == [["north korean", 0.8]] and due.why["rules"] == ["north korea"]
+    assert due.published == a.published and due.published.tzinfo is not None
+    stored = store.item("id2")
+    assert stored is not None and stored["story_id"] == "id1" and stored["summary"] == "Summary id2."
+
+
+def test_saving_the_same_items_again_adds_nothing(store: Store) -> None:
+    batch = [scored(item(n), f"id{n}") for n in range(5)]
+    assert len(save(store, batch)) == 5
+    assert save(store, batch) == []
+    # Same URL from another source, and same global guid under a new URL: both known.
+    again = [
+        scored(item(1, source="other"), "x"),
+        scored(item(9, url="https://news.example/other", guid="https://news.example/0"), "y"),
+    ]
+    assert len(save(store, [scored(item(7, guid="https://news.example/0"), "id7")])) == 1
+    assert save(store, again) == []
+    assert store.tally().items == 6
+
+
+def test_a_story_alerts_once_per_topic_and_destination_across_cycles(store: Store) -> None:
+    save(store, [scored(item(1), "id1")], {"dprk": ["slack:#a"]})
+    assert save(store, [scored(item(2), "id1")], {"dprk": ["slack:#a"]}) == []
+    # A destination added later gets the story once.
+    assert len(save(store, [scored(item(3), "id1")], {"dprk": ["slack:#a", "slack:#b"]})) == 1
+    assert store.tally().stories == 1
+
+
+def test_outbox_retry_and_dead_letters(store: Store) -> None:
+    [alert_id] = save(store, [scored(item(1), "id1")])
+    store.mark_failed(alert_id, "HTTP 500", NOW + timedelta(minutes=1))
+    assert store.due_alerts(NOW) == []
+    assert [a.alert.id for a in store.due_alerts(NOW + timedelta(minutes=2))] == [alert_id]
+    store.mark_failed(alert_id, "HTTP 500 again", None)
+    assert store.due_alerts(NOW + timedelta(days=1)) == []
+    [dead] = store.alerts_for("dead")
+    assert dead.attempts == 2
+    store.mark_sent(alert_id, NOW, "ts-1")
+    assert store.alerts_for("sent")[0].alert.id == alert_id
+
+
+def test_source_health_round_trip(store: Store) -> None:
+    store.ensure_sources([("wire", "https://wire.example/rss"), ("desk", "https://desk.example/atom")])
+    store.ensure_sources([("wire", "https://wire.example/rss2")])
+    health = SourceHealth(
+        last_success=NOW, last_error="HTTP 503", last_error_at=NOW, consecutive_failures=2,
+        etag='"abc"', last_modified="Fri, 27 Nov 2026 10:00:00 GMT", next_due=NOW + timedelta(hours=1),
+    )
+    with store.transaction() as conn:
+        store.save_health(conn, "wire", health, 503, NOW)
+    got = store.source_health()
+    assert got["wire"] == health
+    assert got["desk"] == SourceHealth()
+    rows = {r["name"]: r for r in store.source_rows()}
+    assert rows["wire"]["url"] == "https://wire.example/rss2" and rows["wire"]["last_status"] == 503
+
+
+def test_recent_items_for_the_story_index(store: Store) -> None:
+    save(store, [scored(item(n), f"id{n}") for n in (1, 30, 80)])
+    recent = store.recent_items(NOW - timedelta(hours=48))
+    assert [r.id for r in recent] == ["id30", "id1"]
+
+
+def test_low_scores_are_not_stored(store: Store) -> None:
+    save(store, [scored(item(1), "id1", score=0.01, flagged=False)])
+    assert store.due_alerts(NOW) == [] and store.tally().items == 1
