@@ -31,7 +31,9 @@ def test_full_entry() -> None:
 
 
 def test_summary_used_when_longer_than_content() -> None:
-    item = normalise_entry(RawEntry(title="t", link="", summary="a longer summary", content="c"), "s", FETCHED)
+    item = normalise_entry(
+        RawEntry(title="t", link="", summary="a longer summary", content="c"), "s", FETCHED
+    )
     assert item is not None and item.text == "a longer summary"
 
 

@@ -50,7 +50,9 @@ def test_google_url_without_target_is_kept() -> None:
     assert canonical_url("https://www.google.com/url?q=notaurl") == "https://www.google.com/url?q=notaurl"
 
 
-@pytest.mark.parametrize("junk", ["", "not a url", "http://[::1", "mailto:a@b.c", "//e.com/x", "http://e.com:99x/"])
+@pytest.mark.parametrize(
+    "junk", ["", "not a url", "http://[::1", "mailto:a@b.c", "//e.com/x", "http://e.com:99x/"]
+)
 def test_garbage_never_raises(junk: str) -> None:
     assert isinstance(canonical_url(junk), str)
 

@@ -157,7 +157,9 @@ def _parse_tolerant(body: bytes, url: str, content_type: str | None) -> ParsedFe
     if not entries and d.get("bozo") and not d.get("version"):
         exc = d.get("bozo_exception")
         error = f"not a feed: {type(exc).__name__}: {exc}" if exc else "not a feed"
-    return ParsedFeed(title=html_to_text(_str(feed.get("title"))), entries=entries, error=error, parser="feedparser")
+    return ParsedFeed(
+        title=html_to_text(_str(feed.get("title"))), entries=entries, error=error, parser="feedparser"
+    )
 
 
 def parse_feed(body: bytes, url: str = "", content_type: str | None = None) -> ParsedFeed:

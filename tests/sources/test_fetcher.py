@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import web
 
-from bot.sources.fetch import USER_AGENT, FetchLimits, Fetcher
+from bot.sources.fetch import USER_AGENT, Fetcher, FetchLimits
 
 FEED = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
 ETAG = '"v1"'
@@ -30,7 +30,9 @@ class Server:
         return f"http://{host}:{self.port}{path}"
 
 
-async def _serve(routes: dict[str, Handler], hosts: tuple[str, ...] = ("127.0.0.1",)) -> AsyncIterator[Server]:
+async def _serve(
+    routes: dict[str, Handler], hosts: tuple[str, ...] = ("127.0.0.1",)
+) -> AsyncIterator[Server]:
     server = Server(port=0)
 
     @web.middleware
@@ -59,7 +61,10 @@ LIMITS = FetchLimits(connect_timeout=1, read_timeout=0.5, total_timeout=1.5, max
 
 async def conditional(request: web.Request) -> web.Response:
     headers = {"ETag": ETAG, "Last-Modified": LAST_MODIFIED}
-    if request.headers.get("If-None-Match") == ETAG or request.headers.get("If-Modified-Since") == LAST_MODIFIED:
+    if (
+        request.headers.get("If-None-Match") == ETAG
+        or request.headers.get("If-Modified-Since") == LAST_MODIFIED
+    ):
         return web.Response(status=304, headers=headers)
     return web.Response(body=FEED, headers=headers, content_type="application/rss+xml")
 
