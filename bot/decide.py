@@ -7,7 +7,7 @@ work threads them). Deciding here, without I/O, keeps the rule testable and the 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from bot.items import Alert, ScoredItem
@@ -20,7 +20,7 @@ def alert_id(topic: str, destination: str, story: str) -> str:
 
 def decide_alerts(
     scored: Sequence[ScoredItem],
-    destinations: dict[str, Sequence[str]],
+    destinations: Mapping[str, Sequence[str]],
     already: Iterable[tuple[str, str, str]],
     now: datetime,
 ) -> list[Alert]:

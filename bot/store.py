@@ -387,13 +387,13 @@ class Store:
         ids = list(by_story)
         for chunk in _chunks(ids, 500):
             for row in conn.execute(select(stories).where(stories.c.id.in_(chunk))).mappings():
-                existing[row["id"]] = row
-        new_rows = []
+                existing[row["id"]] = dict(row)
+        new_rows: list[dict[str, Any]] = []
         for story_id, members in by_story.items():
             times = [m.published for m in members]
             outlets = sorted({m.source for m in members})
-            row = existing.get(story_id)
-            if row is None:
+            known = existing.get(story_id)
+            if known is None:
                 new_rows.append(
                     {
                         "id": story_id,
@@ -404,12 +404,12 @@ class Store:
                     }
                 )
             else:
-                merged = sorted(set(json.loads(row["sources"])) | set(outlets))
+                merged = sorted(set(json.loads(known["sources"])) | set(outlets))
                 conn.execute(
                     update(stories)
                     .where(stories.c.id == story_id)
                     .values(
-                        last_seen=max([row["last_seen"], *times]),
+                        last_seen=max([known["last_seen"], *times]),
                         n_items=stories.c.n_items + len(members),
                         sources=json.dumps(merged),
                     )
@@ -430,7 +430,7 @@ class Store:
                 found.add((story_id, topic, dest))
         return found
 
-    def recent_items(self, since: datetime) -> list[Item | Any]:
+    def recent_items(self, since: datetime) -> list[Any]:
         """Items published since `since`, with their story, to warm the story index at start-up."""
         with self.engine.connect() as conn:
             rows = conn.execute(
@@ -469,7 +469,7 @@ class Store:
                 .mappings()
                 .all()
             )
-        return [self._stored_alert(r) for r in rows]
+        return [self._stored_alert(dict(r)) for r in rows]
 
     @staticmethod
     def _stored_alert(r: Mapping[str, Any]) -> StoredAlert:
@@ -538,14 +538,14 @@ class Store:
             if status:
                 query = query.where(alerts.c.status == status)
             rows = conn.execute(query).mappings().all()
-        return [self._stored_alert(r) for r in rows]
+        return [self._stored_alert(dict(r)) for r in rows]
 
     def tally(self) -> Tally:
         with self.engine.connect() as conn:
             n_sources = conn.execute(select(func.count()).select_from(sources)).scalar_one()
             n_items = conn.execute(select(func.count()).select_from(items)).scalar_one()
             n_stories = conn.execute(select(func.count()).select_from(stories)).scalar_one()
-            per_topic = dict(
+            per_topic: dict[Any, Any] = dict(
                 conn.execute(
                     select(alerts.c.topic, func.count(func.distinct(alerts.c.story_id))).group_by(
                         alerts.c.topic

@@ -20,6 +20,7 @@ items stays linear rather than all-pairs.
 
 from __future__ import annotations
 
+import gc
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -35,11 +36,12 @@ from bot.items import Item
 
 # Chosen on news_dev.jsonl by cross-validation over events from a flat region of pairwise F1
 # (see tests/test_stories.py for the measured precision and recall it must keep).
-DEFAULT_THRESHOLD = 0.3
+DEFAULT_THRESHOLD = 0.25
 
 N_FEATURES = 1 << 20
 LEAD_CHARS = 500  # the inverted pyramid: who/what/where is in the first couple of sentences
-KEYS_PER_ITEM = 6  # highest-weight terms per item used to find candidates
+KEYS_PER_ITEM = 16  # highest-weight terms per item posted in the inverted index
+QUERY_KEYS = 8  # of those, the strongest few looked up to find an item's candidates
 POSTINGS_PER_KEY = 8  # only the most recent items per key are candidates: bounds work on common terms
 CANDIDATES_PER_ITEM = 8  # exact cosine only for the candidates sharing the most keys
 _PAIR_CHUNK = 200_000  # candidate pairs scored at once (memory bound for the row gathers)
@@ -119,11 +121,16 @@ def _stem(token: str) -> str:
     return token
 
 
-# Memo of whitespace-separated chunk -> its feature numbers. Words follow Zipf's law, so after a few hundred
-# items almost every chunk is a dict hit: str.split plus dict lookups is several times cheaper than a
-# regex over every text, and tokenising is most of the cost of a poll cycle.
-_MEMO: dict[str, tuple[int, ...]] = {}
+# Memo of whitespace-separated chunk -> its feature number, or _NONE for a stop word / punctuation. A chunk
+# with several words ("Yong-hyun", "U.S.-China") maps to its first word's feature with _MORE set, and its
+# other features wait in _EXTRA. Words follow Zipf's law, so after a few hundred items almost every chunk
+# is a dict hit: str.split plus one C-level map over dict.get is several times cheaper than a regex over
+# every text, and tokenising is most of the cost of a poll cycle.
+_MEMO: dict[str, int] = {}
+_EXTRA: dict[str, tuple[int, ...]] = {}
 _MEMO_MAX = 1 << 20
+_NONE = -1
+_MORE = 1 << 30
 
 
 def _features(chunk: str) -> tuple[int, ...]:
@@ -139,25 +146,85 @@ def _features(chunk: str) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _words(text: str) -> list[int]:
-    """Feature numbers of a text's words, in order, stop words left out."""
-    memo = _MEMO
-    chunks = text.split()
-    found = [memo.get(c) for c in chunks]
-    if None in found:
-        if len(memo) >= _MEMO_MAX:
-            memo.clear()
-        found = [memo.get(c) or memo.setdefault(c, _features(c)) for c in chunks]
-    return [f for fs in found if fs for f in fs]
+def _learn(chunks: list[str]) -> None:
+    if len(_MEMO) >= _MEMO_MAX:
+        _MEMO.clear()
+        _EXTRA.clear()
+    for chunk in set(chunks).difference(_MEMO):
+        found = _features(chunk)
+        if not found:
+            _MEMO[chunk] = _NONE
+        elif len(found) == 1:
+            _MEMO[chunk] = found[0]
+        else:
+            _MEMO[chunk] = found[0] | _MORE
+            _EXTRA[chunk] = found[1:]
+
+
+def _chunk_features(chunks: list[str]) -> np.ndarray:
+    codes = list(map(_MEMO.get, chunks))  # C-level loop: the common case is all hits
+    if None in codes:
+        _learn(chunks)
+        codes = list(map(_MEMO.__getitem__, chunks))
+    return np.array(codes, dtype=np.int64)
 
 
 def terms(title: str, text: str) -> list[int]:
-    """The features of one report: the words of its title and lead.
+    """The features of one report: the hashed words of its title and lead, stop words out.
 
     Unigrams only: measured on news_dev, bigrams of paraphrased reports rarely match and only dilute the
     vector (pairwise F1 0.56 with bigrams and the title counted twice, 0.61 without).
     """
-    return _words(title) + _words(text[:LEAD_CHARS])
+    counts = _count_matrix([_report_text(title, text)])
+    return np.repeat(counts.indices, counts.data.astype(np.int64)).tolist()
+
+
+def _report_text(title: str, text: str) -> str:
+    return f"{title} {text[:LEAD_CHARS]}"
+
+
+def _count_matrix(texts: list[str]) -> sp.csr_matrix:
+    """Term counts of many texts at once; every loop here runs in C (str.split, map, dict.get, fromiter)."""
+    # Millions of short-lived lists would trigger the cyclic garbage collector again and again, each pass
+    # walking every live object: measured as most of the cost of a 100,000-item batch. Nothing here
+    # makes cycles, so the collector waits until the batch is counted.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _count_matrix_inner(texts)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _count_matrix_inner(texts: list[str]) -> sp.csr_matrix:
+    split = list(map(str.split, texts))
+    per_text = np.fromiter(map(len, split), dtype=np.int64, count=len(split))
+    chunks = list(chain.from_iterable(split))
+    codes = _chunk_features(chunks)
+    rows = np.repeat(np.arange(len(texts), dtype=np.int64), per_text)
+    more = np.flatnonzero(codes >= _MORE)
+    extra_rows: list[int] = []
+    extra_cols: list[int] = []
+    for at in more.tolist():  # the few compound chunks: their other words
+        found = _EXTRA.get(chunks[at], ())
+        extra_rows.extend([int(rows[at])] * len(found))
+        extra_cols.extend(found)
+    codes[more] -= _MORE
+    keep = codes >= 0
+    cols, rows = codes[keep], rows[keep]
+    if extra_rows:  # rare: merge the compound words' extra features back in row order
+        rows = np.concatenate([rows, np.asarray(extra_rows, dtype=np.int64)])
+        cols = np.concatenate([cols, np.asarray(extra_cols, dtype=np.int64)])
+        order = np.argsort(rows, kind="stable")
+        rows, cols = rows[order], cols[order]
+    indptr = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=len(texts)), out=indptr[1:])
+    counts = sp.csr_matrix(
+        (np.ones(cols.size), cols.astype(np.int32), indptr), shape=(len(texts), N_FEATURES)
+    )
+    counts.sum_duplicates()  # sorts each row and turns repeats into term counts
+    return counts
 
 
 def _utc_seconds(when: datetime) -> int:
@@ -256,7 +323,7 @@ class StoryIndex:
             batch = [items[p] for p in fresh]
             stories = self._insert(
                 [i.id for i in batch],
-                [terms(i.title, i.text) for i in batch],
+                [_report_text(i.title, i.text) for i in batch],
                 np.array([_utc_seconds(i.published) for i in batch], dtype=np.int64),
                 None,
             )
@@ -310,21 +377,13 @@ class StoryIndex:
         if unique:
             self._insert(
                 [e[0] for e in unique],
-                [terms(e[2], e[3]) for e in unique],
+                [_report_text(e[2], e[3]) for e in unique],
                 np.array([_utc_seconds(e[4]) for e in unique], dtype=np.int64),
                 [e[1] for e in unique],
             )
 
-    def _vectorise(self, docs: list[list[int]]) -> sp.csr_matrix:
-        lengths = np.fromiter((len(d) for d in docs), dtype=np.int64, count=len(docs))
-        indptr = np.zeros(len(docs) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=indptr[1:])
-        flat = np.fromiter(chain.from_iterable(docs), dtype=np.int32, count=int(indptr[-1]))
-        counts = sp.csr_matrix(
-            (np.ones(flat.size, dtype=np.float64), flat, indptr), shape=(len(docs), N_FEATURES)
-        )
-        counts.sum_duplicates()  # sorts each row and turns repeats into term counts
-        counts.sort_indices()
+    def _vectorise(self, texts: list[str]) -> sp.csr_matrix:
+        counts = _count_matrix(texts)
         self._df += self._row_df_counts(counts)
         n_docs = len(self._ids) + counts.shape[0]
         idf = np.log((1.0 + n_docs) / (1.0 + self._df[counts.indices])) + 1.0
@@ -354,12 +413,12 @@ class StoryIndex:
     def _insert(
         self,
         ids: list[str],
-        docs: list[list[int]],
+        texts: list[str],
         published: np.ndarray,
         known_stories: list[str] | None,
     ) -> list[str]:
         base = len(self._ids)
-        x = self._vectorise(docs)
+        x = self._vectorise(texts)
         keys = self._top_keys(x)
         self._rows.append(x)
         self._published = np.concatenate([self._published, published])
@@ -406,12 +465,13 @@ class StoryIndex:
         for offset, row_keys in enumerate(keys):
             row = base + offset
             before = len(dst)
-            for key in row_keys.tolist():
+            for rank, key in enumerate(row_keys.tolist()):
                 posting = postings.get(key)
                 if posting is None:
                     postings[key] = [row]
                 else:
-                    dst.extend(posting[-cap:])
+                    if rank < QUERY_KEYS:
+                        dst.extend(posting[-cap:])
                     posting.append(row)
             counts.append(len(dst) - before)
         if not dst:
@@ -431,8 +491,8 @@ class StoryIndex:
         order = np.lexsort((-shared, pair_src))
         pair_src, pair_dst = pair_src[order], pair_dst[order]
         starts = np.searchsorted(pair_src, pair_src, side="left")
-        rank = np.arange(pair_src.size) - starts
-        keep = rank < CANDIDATES_PER_ITEM
+        place = np.arange(pair_src.size) - starts
+        keep = place < CANDIDATES_PER_ITEM
         pair_src, pair_dst = pair_src[keep], pair_dst[keep]
         # Exact cosine for the remaining pairs, in chunks.
         matrix = self._rows.matrix()

@@ -109,6 +109,7 @@ class _Tokens:
     ends: np.ndarray
     doc: np.ndarray
     breaks: np.ndarray  # sorted positions of break bytes: no bigram spans one
+    in_body: np.ndarray  # token is in the body (not the title)
 
 
 _LOWER_BYTE = np.arange(256, dtype=np.uint8)
@@ -141,11 +142,21 @@ class _Powers:
 _POWERS = _Powers()
 
 
+def _blank(text: str) -> str:
+    return text.replace("\x00", " ").replace("\x01", " ")
+
+
 def _tokenise(docs: Sequence[tuple[str, str]]) -> _Tokens:
     parts = [f"{title}\x01{title}\x01{body}" for title, body in docs]
     # str.lower knows every alphabet but is slow on non-ASCII text; the byte table below lowers ASCII fast
     parts = [part if part.isascii() else part.lower() for part in parts]
     text = "\x00".join(parts)
+    if text.count("\x00") != len(docs) - 1 or text.count("\x01") != 2 * len(docs):
+        # break bytes inside a report would shift the title/body/doc bookkeeping: blank them out
+        parts = [
+            f"{_blank(title)}\x01{_blank(title)}\x01{_blank(body)}".lower() for title, body in docs
+        ]
+        text = "\x00".join(parts)
     ascii_only = text.isascii()
     raw = text.encode("utf-8", "replace")
     b = _LOWER_BYTE[np.frombuffer(raw, dtype=np.uint8)]
@@ -169,8 +180,10 @@ def _tokenise(docs: Sequence[tuple[str, str]]) -> _Tokens:
     np.cumsum(b * forward[:n], out=prefix[1:])
     hashes = (prefix[ends] - prefix[starts]) * inverse[starts]
     break_at = np.flatnonzero(b <= _PART_BREAK)
-    doc_at = break_at[b[break_at] == _DOC_BREAK]
-    return _Tokens(b, hashes, starts, ends, np.searchsorted(doc_at, starts), break_at)
+    is_doc_break = b[break_at] == _DOC_BREAK
+    doc = np.searchsorted(break_at[is_doc_break], starts)
+    in_body = np.searchsorted(break_at[~is_doc_break], starts) - 2 * doc == 2
+    return _Tokens(b, hashes, starts, ends, doc, break_at, in_body)
 
 
 def _chunks(docs: Sequence[tuple[str, str]]) -> Iterable[tuple[int, Sequence[tuple[str, str]]]]:
@@ -193,9 +206,16 @@ class NewsVectorizer:
     """Word 1–2-gram sublinear TF-IDF with a fast batch transform (see the module docstring)."""
 
     def __init__(
-        self, min_df: int = 1, stop_words: Iterable[str] = ENGLISH_STOP_WORDS, n_jobs: int | None = None
+        self,
+        min_df: int = 1,
+        stop_words: Iterable[str] = ENGLISH_STOP_WORDS,
+        n_jobs: int | None = None,
+        lead_tokens: int = 30,
+        tail_weight: float = 1.0,
     ) -> None:
         self.min_df = min_df
+        self.lead_tokens = lead_tokens
+        self.tail_weight = tail_weight
         self.n_jobs = n_jobs if n_jobs is not None else min(4, os.cpu_count() or 1)
         self.stop_words = tuple(sorted(stop_words))
         self._words = _HashTable(np.zeros(0, np.uint64), np.zeros(0, np.int64), 0)  # hash → id, -1 stop word
@@ -209,16 +229,24 @@ class NewsVectorizer:
     def n_features(self) -> int:
         return len(self.feature_names)
 
-    def _word_ids(self, tokens: _Tokens) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Word id (0 unknown), doc index, and 'bigram allowed with previous' for every kept token."""
+    def _word_ids(self, tokens: _Tokens) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Word id (0 unknown), doc index, 'bigram allowed with previous' and weight of every kept token."""
         ids = self._words.get(tokens.hashes)
         keep = ids >= 0  # stop words (-1) are dropped before bigrams are formed, as in scikit-learn
-        ids, starts, ends, doc = ids[keep], tokens.starts[keep], tokens.ends[keep], tokens.doc[keep]
+        ids, starts, doc = ids[keep], tokens.starts[keep], tokens.doc[keep]
+        in_body = tokens.in_body[keep]
         joined = np.zeros(len(ids), dtype=bool)
         if len(ids) > 1:
             breaks_before = np.searchsorted(tokens.breaks, starts)
             joined[1:] = (breaks_before[1:] == breaks_before[:-1]) & (ids[1:] > 0) & (ids[:-1] > 0)
-        return ids, doc, joined
+        weight = np.ones(len(ids), dtype=np.float32)
+        if self.tail_weight != 1.0 and len(ids):
+            # rank of each body token within its body: the lead counts fully, the tail less
+            group = doc * 2 + in_body
+            first = np.flatnonzero(np.concatenate(([True], group[1:] != group[:-1])))
+            rank = np.arange(len(ids)) - np.repeat(first, np.diff(np.append(first, len(ids))))
+            weight[in_body & (rank >= self.lead_tokens)] = self.tail_weight
+        return ids, doc, joined, weight
 
     def _grams(self, ids: np.ndarray, joined: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Feature index of every unigram and bigram occurrence, and which token row it belongs to."""
@@ -249,7 +277,7 @@ class NewsVectorizer:
         ids = np.concatenate((np.arange(1, self._n_words, dtype=np.int64), np.full(len(stop_hashes), -1)))
         self._words = _HashTable(keys, ids, 0)
 
-        word_ids, doc, joined = self._word_ids(tokens)
+        word_ids, doc, joined, _ = self._word_ids(tokens)
         n_docs = len(docs)
         uni_df = np.bincount(np.unique(doc * self._n_words + word_ids) % self._n_words, minlength=self._n_words)
         uni_df[0] = 0
@@ -278,11 +306,11 @@ class NewsVectorizer:
 
     def transform(self, docs: Sequence[tuple[str, str]]) -> sp.csr_matrix:
         """(title, text) pairs → L2-normalised TF-IDF rows, float32 CSR of shape (len(docs), n_features)."""
-        def grams(part: tuple[int, Sequence[tuple[str, str]]]) -> tuple[np.ndarray, np.ndarray]:
+        def grams(part: tuple[int, Sequence[tuple[str, str]]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             offset, chunk = part
-            ids, doc, joined = self._word_ids(_tokenise(chunk))
+            ids, doc, joined, weight = self._word_ids(_tokenise(chunk))
             token_rows, features = self._grams(ids, joined)
-            return doc[token_rows] + offset, features
+            return doc[token_rows] + offset, features, weight[token_rows]
 
         parts = list(_chunks(docs))
         if len(parts) > 1 and self.n_jobs > 1:
@@ -291,15 +319,13 @@ class NewsVectorizer:
                 results = list(pool.map(grams, parts))
         else:
             results = [grams(part) for part in parts]
-        rows = [r for r, _ in results]
-        cols = [c for _, c in results]
-        r = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
-        c = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
-        counts = sp.csr_matrix(
-            (np.ones(len(r), dtype=np.float32), (r, c)), shape=(len(docs), self.n_features), dtype=np.float32
-        )
+        r = np.concatenate([r for r, _, _ in results]) if results else np.zeros(0, dtype=np.int64)
+        c = np.concatenate([c for _, c, _ in results]) if results else np.zeros(0, dtype=np.int64)
+        w = np.concatenate([w for _, _, w in results]) if results else np.zeros(0, dtype=np.float32)
+        counts = sp.csr_matrix((w, (r, c)), shape=(len(docs), self.n_features), dtype=np.float32)
         counts.sum_duplicates()
-        counts.data = (1 + np.log(counts.data)) * self.idf[counts.indices]
+        # sublinear tf that also takes fractional (tail-weighted) counts: 1 → 1, 2 → 1.58, 0.5 → 0.58
+        counts.data = np.log2(1 + counts.data) * self.idf[counts.indices]
         norms = np.sqrt(np.bincount(np.repeat(np.arange(len(docs)), np.diff(counts.indptr)),
                                     weights=counts.data.astype(np.float64) ** 2, minlength=len(docs)))
         norms[norms == 0] = 1

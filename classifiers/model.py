@@ -40,6 +40,10 @@ MODEL_VERSION = "watchfloor-topics-1"  # bump when features or training change: 
 MIN_POSITIVES = 3
 C = 20.0  # inverse L2 strength; chosen by event-grouped CV (see classifiers/README.md)
 CALIBRATION_FOLDS = 5
+LEAD_TOKENS = 30
+TAIL_WEIGHT = 0.4
+MIN_DF = 2  # a word seen in one training report is more likely noise than signal (event-grouped CV)
+CROSS_NEGATIVES = True
 
 
 class ModelVersionError(RuntimeError):
@@ -73,12 +77,29 @@ class _TrainingSet:
     warnings: list[str]
 
 
+def _cross_negatives(topic: TopicDefinition, topics: Sequence[TopicDefinition]) -> list[Example]:
+    """Other topics' positives, as negatives for this one: the nearest neighbours a topic must not claim
+    (a Red Sea cable cut is not a Red Sea shipping attack; a Matsu cable cut is not a PLA drill)."""
+    if not CROSS_NEGATIVES:
+        return []
+    return [
+        Example(e.title, e.text, 0, e.event, e.id)
+        for other in topics
+        if other.id != topic.id
+        for e in other.examples
+        if e.label == 1
+    ]
+
+
 def _training_set(
-    topic: TopicDefinition, background: Sequence[Example], extra: Sequence[Example]
+    topic: TopicDefinition,
+    background: Sequence[Example],
+    extra: Sequence[Example],
+    cross_negatives: Sequence[Example] = (),
 ) -> _TrainingSet:
     """Examples, then feedback, then background; the first label seen for a report wins (dedup by id)."""
     seen: dict[str, Example] = {}
-    for example in (*topic.examples, *extra, *background):
+    for example in (*topic.examples, *extra, *background, *cross_negatives):
         seen.setdefault(_example_key(example), example)
     examples = list(seen.values())
     notes = []
@@ -174,7 +195,7 @@ class TopicModels:
         ids = [t.id for t in topics]
         if len(set(ids)) != len(ids):
             raise ValueError(f"topic ids must be unique, got {ids}")
-        sets = {t.id: _training_set(t, background, extra.get(t.id, ())) for t in topics}
+        sets = {t.id: _training_set(t, background, extra.get(t.id, ()), _cross_negatives(t, topics)) for t in topics}
         notes = [note for s in sets.values() for note in s.warnings]
         for note in notes:
             log.warning("%s", note)
@@ -185,7 +206,7 @@ class TopicModels:
             for example in training.examples:
                 corpus.setdefault(_example_key(example), example)
         keys = list(corpus)
-        vectorizer = NewsVectorizer().fit([(e.title, e.text) for e in corpus.values()])
+        vectorizer = NewsVectorizer(min_df=MIN_DF, lead_tokens=LEAD_TOKENS, tail_weight=TAIL_WEIGHT).fit([(e.title, e.text) for e in corpus.values()])
         matrix = vectorizer.transform([(e.title, e.text) for e in corpus.values()])
         row_of = {key: i for i, key in enumerate(keys)}
 
