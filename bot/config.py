@@ -32,7 +32,7 @@ CONFIG_ENV = "WATCHFLOOR_CONFIG"
 DEFAULT_CONFIG = Path("config.toml")
 
 
-def _duration(value: Any) -> timedelta:
+def _duration(value: Any, allow_zero: bool = False) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -41,12 +41,14 @@ def _duration(value: Any) -> timedelta:
     if not isinstance(value, str):
         raise ValueError('write a duration such as "15m" or "6h"')
     try:
-        return parse_duration(value)
+        return parse_duration(value, allow_zero)
     except DurationError as exc:
         raise ValueError(str(exc)) from None
 
 
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
+# Jitter may be switched off with "0s"; every other duration must be positive.
+OptionalDuration = Annotated[timedelta, BeforeValidator(lambda v: _duration(v, allow_zero=True))]
 
 
 class Section(BaseModel):
@@ -59,7 +61,7 @@ class StorageConfig(Section):
 
 class ScheduleConfig(Section):
     poll_interval: Duration = timedelta(minutes=15)
-    jitter: Duration = timedelta(seconds=30)
+    jitter: OptionalDuration = timedelta(seconds=30)
     config_check: Duration = timedelta(seconds=2)
     delivery_interval: Duration = timedelta(seconds=5)
 

@@ -14,13 +14,13 @@ class DurationError(ValueError):
     pass
 
 
-def parse_duration(text: str) -> timedelta:
+def parse_duration(text: str, allow_zero: bool = False) -> timedelta:
     """Parse `15m`, `6h`, `1h30m`, `7d`; raise DurationError with a usable hint otherwise."""
     cleaned = text.strip().lower()
     if not cleaned or not _WHOLE.match(cleaned):
         raise DurationError(f"{text!r} is not a duration: write a number and a unit, like 90s, 15m, 6h or 7d")
     seconds = sum(float(n) * _UNITS[u] for n, u in _PART.findall(cleaned))
-    if seconds <= 0:
+    if seconds < 0 or (seconds == 0 and not allow_zero):
         raise DurationError(f"{text!r} is not a duration: it must be longer than zero")
     return timedelta(seconds=seconds)
 
@@ -28,7 +28,7 @@ def parse_duration(text: str) -> timedelta:
 def format_duration(delta: timedelta) -> str:
     """The shortest exact spelling, for messages: 5400 s → `1h30m`."""
     seconds = int(delta.total_seconds())
-    if seconds <= 0:
+    if seconds < 0 or (seconds == 0 and not allow_zero):
         return "0s"
     parts = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):

@@ -463,7 +463,7 @@ class Store:
                         scores, (scores.c.item_id == alerts.c.item_id) & (scores.c.topic == alerts.c.topic)
                     )
                     .where(alerts.c.status == "pending", alerts.c.next_attempt <= now)
-                    .order_by(alerts.c.created, alerts.c.id)
+                    .order_by(alerts.c.created, items.c.published, alerts.c.id)
                     .limit(limit)
                 )
                 .mappings()
@@ -533,7 +533,7 @@ class Store:
                 .outerjoin(
                     scores, (scores.c.item_id == alerts.c.item_id) & (scores.c.topic == alerts.c.topic)
                 )
-                .order_by(alerts.c.created, alerts.c.id)
+                .order_by(alerts.c.created, items.c.published, alerts.c.id)
             )
             if status:
                 query = query.where(alerts.c.status == status)

@@ -114,7 +114,9 @@ def cross_validate(
         test_ids = {reports[i].id for i in test_idx}
         test_events = {reports[i].event for i in test_idx}
 
-        def clean(example: Example, test_ids: set[str] = test_ids, test_events: set[str] = test_events) -> bool:
+        def clean(
+            example: Example, test_ids: set[str] = test_ids, test_events: set[str] = test_events
+        ) -> bool:
             return example.id not in test_ids and example.event not in test_events
 
         fold_topics = []
@@ -137,5 +139,8 @@ def cross_validate(
         rules_pred = [
             (not topic.rules.empty) and topic.rules.holds(reports[i].title, reports[i].text) for i in scored
         ]
-        results[topic.id] = (metrics(truth, model_pred[topic.id][scored].tolist()), metrics(truth, rules_pred))
+        results[topic.id] = (
+            metrics(truth, model_pred[topic.id][scored].tolist()),
+            metrics(truth, rules_pred),
+        )
     return results

@@ -16,12 +16,11 @@ body drifts into background.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-
 import os
 import threading
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -98,7 +97,6 @@ class _HashTable:
         return out
 
 
-
 @dataclass(frozen=True, slots=True)
 class _Tokens:
     """Tokens of a batch: hash, byte span, document index, and whether a break precedes each."""
@@ -153,9 +151,7 @@ def _tokenise(docs: Sequence[tuple[str, str]]) -> _Tokens:
     text = "\x00".join(parts)
     if text.count("\x00") != len(docs) - 1 or text.count("\x01") != 2 * len(docs):
         # break bytes inside a report would shift the title/body/doc bookkeeping: blank them out
-        parts = [
-            f"{_blank(title)}\x01{_blank(title)}\x01{_blank(body)}".lower() for title, body in docs
-        ]
+        parts = [f"{_blank(title)}\x01{_blank(title)}\x01{_blank(body)}".lower() for title, body in docs]
         text = "\x00".join(parts)
     ascii_only = text.isascii()
     raw = text.encode("utf-8", "replace")
@@ -279,7 +275,9 @@ class NewsVectorizer:
 
         word_ids, doc, joined, _ = self._word_ids(tokens)
         n_docs = len(docs)
-        uni_df = np.bincount(np.unique(doc * self._n_words + word_ids) % self._n_words, minlength=self._n_words)
+        uni_df = np.bincount(
+            np.unique(doc * self._n_words + word_ids) % self._n_words, minlength=self._n_words
+        )
         uni_df[0] = 0
         at = np.flatnonzero(joined)
         pair = word_ids[at - 1] * self._n_words + word_ids[at]
@@ -306,6 +304,7 @@ class NewsVectorizer:
 
     def transform(self, docs: Sequence[tuple[str, str]]) -> sp.csr_matrix:
         """(title, text) pairs → L2-normalised TF-IDF rows, float32 CSR of shape (len(docs), n_features)."""
+
         def grams(part: tuple[int, Sequence[tuple[str, str]]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             offset, chunk = part
             ids, doc, joined, weight = self._word_ids(_tokenise(chunk))
@@ -326,8 +325,13 @@ class NewsVectorizer:
         counts.sum_duplicates()
         # sublinear tf that also takes fractional (tail-weighted) counts: 1 → 1, 2 → 1.58, 0.5 → 0.58
         counts.data = np.log2(1 + counts.data) * self.idf[counts.indices]
-        norms = np.sqrt(np.bincount(np.repeat(np.arange(len(docs)), np.diff(counts.indptr)),
-                                    weights=counts.data.astype(np.float64) ** 2, minlength=len(docs)))
+        norms = np.sqrt(
+            np.bincount(
+                np.repeat(np.arange(len(docs)), np.diff(counts.indptr)),
+                weights=counts.data.astype(np.float64) ** 2,
+                minlength=len(docs),
+            )
+        )
         norms[norms == 0] = 1
         counts.data /= np.repeat(norms, np.diff(counts.indptr)).astype(np.float32)
         return counts

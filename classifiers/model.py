@@ -67,7 +67,9 @@ def _pseudo_positives(topic: TopicDefinition) -> list[Example]:
     phrases = [alt for term in topic.rules.terms for alt in term_alternatives(term)]
     docs = [Example(title=topic.description, text=topic.description, label=1, id=f"pseudo:{topic.id}:desc")]
     if phrases:
-        docs.append(Example(title=" ".join(phrases), text=topic.description, label=1, id=f"pseudo:{topic.id}:rules"))
+        docs.append(
+            Example(title=" ".join(phrases), text=topic.description, label=1, id=f"pseudo:{topic.id}:rules")
+        )
     return docs
 
 
@@ -75,6 +77,7 @@ def _pseudo_positives(topic: TopicDefinition) -> list[Example]:
 class _TrainingSet:
     examples: list[Example]
     warnings: list[str]
+    fallback: bool  # too few real positives: pseudo-positives were added
 
 
 def _cross_negatives(topic: TopicDefinition, topics: Sequence[TopicDefinition]) -> list[Example]:
@@ -113,7 +116,7 @@ def _training_set(
     if not any(e.label == 0 for e in examples):
         notes.append(f"topic {topic.id}: no negative examples and no background news; scores will be high")
         examples.append(Example(title="", text="", label=0, id=f"pseudo:{topic.id}:empty"))
-    return _TrainingSet(examples, notes)
+    return _TrainingSet(examples, notes, fallback=n_pos < MIN_POSITIVES)
 
 
 def _fit_linear(x: sp.csr_matrix, y: np.ndarray) -> tuple[np.ndarray, float]:
@@ -195,7 +198,10 @@ class TopicModels:
         ids = [t.id for t in topics]
         if len(set(ids)) != len(ids):
             raise ValueError(f"topic ids must be unique, got {ids}")
-        sets = {t.id: _training_set(t, background, extra.get(t.id, ()), _cross_negatives(t, topics)) for t in topics}
+        sets = {
+            t.id: _training_set(t, background, extra.get(t.id, ()), _cross_negatives(t, topics))
+            for t in topics
+        }
         notes = [note for s in sets.values() for note in s.warnings]
         for note in notes:
             log.warning("%s", note)
@@ -206,7 +212,9 @@ class TopicModels:
             for example in training.examples:
                 corpus.setdefault(_example_key(example), example)
         keys = list(corpus)
-        vectorizer = NewsVectorizer(min_df=MIN_DF, lead_tokens=LEAD_TOKENS, tail_weight=TAIL_WEIGHT).fit([(e.title, e.text) for e in corpus.values()])
+        vectorizer = NewsVectorizer(min_df=MIN_DF, lead_tokens=LEAD_TOKENS, tail_weight=TAIL_WEIGHT).fit(
+            [(e.title, e.text) for e in corpus.values()]
+        )
         matrix = vectorizer.transform([(e.title, e.text) for e in corpus.values()])
         row_of = {key: i for i, key in enumerate(keys)}
 
@@ -221,7 +229,9 @@ class TopicModels:
             y = np.array([e.label for e in examples])
             groups = np.array([e.event or _example_key(e) for e in examples])
             w, b = _fit_linear(x, y)
-            a, c = _calibrate(x, y, groups)
+            # With pseudo-positives, out-of-fold calibration would be fitted on a handful of near-copies and
+            # squash every score; the class-balanced model's own probability is the better guess then.
+            a, c = (1.0, 0.0) if sets[topic.id].fallback else _calibrate(x, y, groups)
             weights[:, j] = a * w
             intercepts[j] = a * b + c
             info[topic.id] = {
@@ -253,7 +263,9 @@ class TopicModels:
         contributions = x.data * self._weights[x.indices, column]
         order = np.argsort(-np.abs(contributions), kind="stable")[:k]
         names = self._vectorizer.feature_names
-        return [(names[x.indices[i]], round(float(contributions[i]), 4)) for i in order if contributions[i] != 0]
+        return [
+            (names[x.indices[i]], round(float(contributions[i]), 4)) for i in order if contributions[i] != 0
+        ]
 
     def fingerprint(self, topic_id: str) -> str:
         """The fingerprint the topic was trained with (compare with ``fingerprint_of`` to decide a retrain)."""
@@ -321,4 +333,6 @@ class TopicModels:
         try:
             return self.topic_ids.index(topic_id)
         except ValueError:
-            raise KeyError(f"unknown topic {topic_id!r}; trained topics: {', '.join(self.topic_ids)}") from None
+            raise KeyError(
+                f"unknown topic {topic_id!r}; trained topics: {', '.join(self.topic_ids)}"
+            ) from None

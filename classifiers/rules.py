@@ -91,7 +91,9 @@ class KeywordRules:
         for term, pattern in zip(self.none, none_re, strict=True):
             found = pattern.search(doc)
             if found:
-                return RuleResult(holds=False, failed=f'excluded by "{found.group(0).lower()}" (none: {term!r})')
+                return RuleResult(
+                    holds=False, failed=f'excluded by "{found.group(0).lower()}" (none: {term!r})'
+                )
         for term, pattern in zip(self.all, all_re, strict=True):
             found = pattern.search(doc)
             if not found:

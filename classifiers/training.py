@@ -67,7 +67,9 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ExamplesError(path, line_no, f"not valid JSON ({exc.msg} at column {exc.colno})") from exc
+                raise ExamplesError(
+                    path, line_no, f"not valid JSON ({exc.msg} at column {exc.colno})"
+                ) from exc
             if not isinstance(record, dict):
                 raise ExamplesError(path, line_no, "expected a JSON object {...}")
             for key in ("title", "text"):
@@ -102,7 +104,11 @@ def _labels(path: Path, line_no: int, record: dict[str, Any]) -> dict[str, int]:
 
 def _example(record: dict[str, Any], label: int) -> Example:
     return Example(
-        title=record["title"], text=record["text"], label=label, event=record.get("event"), id=record.get("id")
+        title=record["title"],
+        text=record["text"],
+        label=label,
+        event=record.get("event"),
+        id=record.get("id"),
     )
 
 

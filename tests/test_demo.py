@@ -35,7 +35,7 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
     blocks = [b for b in out.split("\n\n") if b.startswith("── ")]
     assert blocks, out
     for block in blocks:
-        assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC · score 0\.\d\d", block), block
+        assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC · score [01]\.\d\d", block), block
         assert "why: " in block
     for topic in TOPICS:
         assert f"({topic})" in out, f"no alert for {topic}"

@@ -154,9 +154,11 @@ def _parse_tolerant(body: bytes, url: str, content_type: str | None) -> ParsedFe
     feed = d.get("feed") or {}
     entries = [_from_feedparser(e, url) for e in d.get("entries") or ()]
     error = None
-    if not entries and d.get("bozo") and not d.get("version"):
+    # No entries and no recognised feed version: an HTML page (a moved feed, a login wall) served with a
+    # feed content type, which feedparser does not flag as bozo; a valid but empty feed keeps its version.
+    if not entries and not d.get("version"):
         exc = d.get("bozo_exception")
-        error = f"not a feed: {type(exc).__name__}: {exc}" if exc else "not a feed"
+        error = f"not a feed: {type(exc).__name__}: {exc}" if exc else "not a feed (no RSS or Atom root element)"
     return ParsedFeed(
         title=html_to_text(_str(feed.get("title"))), entries=entries, error=error, parser="feedparser"
     )

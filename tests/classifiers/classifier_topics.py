@@ -1,11 +1,12 @@
-"""Shared fixtures: the proposed topic definitions (examples/topics.toml) built into TopicDefinitions."""
+"""Test helpers: where the shipped examples and the shared data live, and the proposed topics.
+
+Not a conftest.py: tests/ already has one, and two top-level ``conftest`` modules would collide.
+"""
 
 from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-
-import pytest
 
 from classifiers.rules import KeywordRules
 from classifiers.training import Example, TopicDefinition, load_background, load_examples
@@ -28,15 +29,11 @@ def load_proposed_topics(root: Path = REPO) -> list[TopicDefinition]:
             if path.exists():
                 examples.extend(load_examples(path, entry["id"]))
         rules = KeywordRules(**{k: tuple(v) for k, v in entry.get("rules", {}).items()})
-        topics.append(TopicDefinition(entry["id"], entry["description"], rules, entry["threshold"], tuple(examples)))
+        topics.append(
+            TopicDefinition(entry["id"], entry["description"], rules, entry["threshold"], tuple(examples))
+        )
     return topics
 
 
-@pytest.fixture(scope="session")
-def topics() -> list[TopicDefinition]:
-    return load_proposed_topics()
-
-
-@pytest.fixture(scope="session")
-def background() -> list[Example]:
+def load_shipped_background() -> list[Example]:
     return load_background(EXAMPLES / "background.jsonl")
