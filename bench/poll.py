@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,7 +34,10 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bot.config import Config, SourceConfig, StorageConfig, load_config  # noqa: E402
 from bot.items import Item  # noqa: E402
+from bot.pipeline import Runtime, due_sources, fetch_limits, poll_sources  # noqa: E402
+from bot.runtime import build_runtime  # noqa: E402
 from bot.sources.fetch import Fetcher, FetchLimits, FetchResult  # noqa: E402
 from bot.sources.poll import FetchRequest, fetch_all, parse_and_normalise  # noqa: E402
 
@@ -137,6 +141,34 @@ async def run_ours(
     return RunStats(name, len(requests), wall, cpu, n_items, errors), results
 
 
+def pipeline_runtime(urls: Sequence[str], db: Path, limits: FetchLimits) -> tuple[Runtime, Config]:
+    """A Runtime on the shipped topics and models, polling `urls`, storing into a fresh SQLite `db`."""
+    shipped = load_config(ROOT / "config.toml")
+    sources = [SourceConfig(name=f"feed{n}", url=u) for n, u in enumerate(urls)]
+    config = shipped.model_copy(
+        update={
+            "sources": sources,
+            "storage": StorageConfig(url=f"sqlite:///{db}"),
+            "fetch": shipped.fetch.model_copy(
+                update={"per_host": limits.per_host, "concurrency": limits.max_concurrency}
+            ),
+        }
+    )
+    return build_runtime(config, datetime.now(UTC)), config
+
+
+async def run_pipeline(
+    name: str, rt: Runtime, now: datetime, transport: Literal["aiohttp", "httpcore"]
+) -> RunStats:
+    """One full poll cycle through the real `poll_sources`: fetch, parse, dedup, stories, score, store."""
+    names = due_sources(rt.config, rt.store.source_health(), now)
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    async with Fetcher(fetch_limits(rt.config), transport=transport) as fetcher:
+        result = await poll_sources(rt, fetcher, names, now)
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    return RunStats(name, result.polled, wall, cpu, result.ingest.new, len(result.failed))
+
+
 def report(rows: Sequence[RunStats], baseline: RunStats) -> None:
     print(
         f"\n{'run':<52} {'feeds':>6} {'wall s':>8} {'CPU ms/feed':>12} {'items/s':>9} {'errors':>6} "
@@ -167,6 +199,26 @@ async def run_all(args: argparse.Namespace, port: int, process: ProcessHook = no
         ["aiohttp", "httpcore"] if args.transport == "both" else [args.transport]
     )
     limits = FetchLimits(per_host=args.per_host, max_concurrency=args.concurrency)
+    if args.pipeline:
+        with tempfile.TemporaryDirectory(prefix="watchfloor-bench-") as tmp:
+            for transport in transports:
+                rt, config = pipeline_runtime(urls, Path(tmp) / f"{transport}.sqlite", limits)
+                t0 = datetime.now(UTC)
+                print(f"pipeline ({transport}) on {args.feeds} feeds ...", flush=True)
+                cold = await run_pipeline(f"pipeline cold [{transport}]", rt, t0, transport)
+                later = t0 + max(config.interval(s) for s in config.sources) * 1.2
+                cond = await run_pipeline(f"pipeline conditional 304 [{transport}]", rt, later, transport)
+                items = rt.store.count_items()
+                rt.store.close()
+                rows += [cold, cond]
+                print(f"  stored {items} items", flush=True)
+        report(rows, baseline)
+        print(
+            f"\nserver delay {args.delay * 1000:.0f} ms, {args.hosts} loopback hosts, per-host limit "
+            f"{args.per_host}, global limit {args.concurrency}; CPU is this process only; "
+            "pipeline = fetch, parse, normalise, dedup, stories, score (shipped topics), store (SQLite)."
+        )
+        return
     for transport in transports:
         print(f"ours ({transport}) on {args.feeds} feeds ...", flush=True)
         cold, results = await run_ours(
@@ -204,6 +256,12 @@ def main() -> None:
     ap.add_argument("--per-host", type=int, default=4)
     ap.add_argument("--concurrency", type=int, default=200)
     ap.add_argument("--transport", choices=["aiohttp", "httpcore", "both"], default="aiohttp")
+    ap.add_argument(
+        "--fetch-only",
+        dest="pipeline",
+        action="store_false",
+        help="measure fetch + parse + normalise only, not the whole pipeline",
+    )
     args = ap.parse_args()
     server, port = start_server(args.feeds, args.delay, args.hosts)
     try:

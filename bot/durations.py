@@ -28,7 +28,7 @@ def parse_duration(text: str, allow_zero: bool = False) -> timedelta:
 def format_duration(delta: timedelta) -> str:
     """The shortest exact spelling, for messages: 5400 s → `1h30m`."""
     seconds = int(delta.total_seconds())
-    if seconds < 0 or (seconds == 0 and not allow_zero):
+    if seconds <= 0:
         return "0s"
     parts = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):

@@ -14,6 +14,7 @@ import logging
 import random
 import threading
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -22,9 +23,9 @@ from bot.decide import decide_alerts
 from bot.dedup import item_keys, new_items
 from bot.items import Alert, Item, ScoredItem
 from bot.scoring import TopicScorer
-from bot.sources.fetch import Fetcher, FetchLimits
+from bot.sources.fetch import Fetcher, FetchLimits, FetchResult
 from bot.sources.health import SourceHealth, after_fetch, record_parse_error
-from bot.sources.poll import FetchRequest, fetch_all, parse_and_normalise
+from bot.sources.poll import FetchRequest, fetch_one, parse_and_normalise
 from bot.store import Store
 from bot.stories import StoryIndex
 from bot.summary import summarise
@@ -122,8 +123,26 @@ def due_sources(config: Config, health: dict[str, SourceHealth], now: datetime) 
     return due
 
 
+async def _fetch_and_parse(
+    fetcher: Fetcher, request: FetchRequest, name: str, now: datetime, parse_pool: Executor | None
+) -> tuple[FetchResult, list[Item], str | None]:
+    result = await fetch_one(fetcher, request)
+    if result.error is not None or result.body is None or result.not_modified:
+        return result, [], None
+    # Parsing is CPU work: off the event loop (other fetches keep flowing), in a process pool when given
+    # one so that it runs on another core.
+    loop = asyncio.get_running_loop()
+    found, error = await loop.run_in_executor(parse_pool, parse_and_normalise, result, name, now)
+    return result, found, error
+
+
 async def poll_sources(
-    rt: Runtime, fetcher: Fetcher, names: Sequence[str], now: datetime, rng: random.Random | None = None
+    rt: Runtime,
+    fetcher: Fetcher,
+    names: Sequence[str],
+    now: datetime,
+    rng: random.Random | None = None,
+    parse_pool: Executor | None = None,
 ) -> PollReport:
     """Fetch the named sources concurrently, record each one's health, ingest all new items at once."""
     report = PollReport()
@@ -133,16 +152,23 @@ async def poll_sources(
         return report
     rt.store.ensure_sources([(s.name, s.url) for s in chosen])
     health = rt.store.source_health()
-    requests = [
-        FetchRequest(s.url, health[s.name].etag, health[s.name].last_modified)
-        if s.name in health
-        else FetchRequest(s.url)
-        for s in chosen
-    ]
-    results = await fetch_all(fetcher, requests)
+    outcomes = await asyncio.gather(
+        *(
+            _fetch_and_parse(
+                fetcher,
+                FetchRequest(s.url, health[s.name].etag, health[s.name].last_modified)
+                if s.name in health
+                else FetchRequest(s.url),
+                s.name,
+                now,
+                parse_pool,
+            )
+            for s in chosen
+        )
+    )
     batch: list[Item] = []
     updates: list[tuple[str, SourceHealth, int]] = []
-    for source, result in zip(chosen, results, strict=True):
+    for source, (result, found, parse_error) in zip(chosen, outcomes, strict=True):
         interval = rt.config.interval(source)
         before = health.get(source.name, SourceHealth())
         after = after_fetch(before, result, now, interval, max_backoff=rt.config.fetch.max_backoff, rng=rng)
@@ -152,16 +178,13 @@ async def poll_sources(
             log.warning("source=%r status=%s error=%s", source.name, result.status, result.error)
         elif result.not_modified:
             report.not_modified += 1
-        else:
-            found, parse_error = parse_and_normalise(result, source.name, now)
-            if parse_error and not found:
-                after = record_parse_error(before, parse_error, now, interval)
-                report.failed[source.name] = parse_error
-                log.warning("source=%r status=%s error=%s", source.name, result.status, parse_error)
-            batch.extend(found)
+        elif parse_error and not found:
+            after = record_parse_error(before, parse_error, now, interval)
+            report.failed[source.name] = parse_error
+            log.warning("source=%r status=%s error=%s", source.name, result.status, parse_error)
+        batch.extend(found)
         updates.append((source.name, after, result.status))
     report.ingest = await asyncio.to_thread(ingest, rt, batch, now) if batch else IngestReport()
     with rt.store.transaction() as conn:
-        for name, after, status in updates:
-            rt.store.save_health(conn, name, after, status, now)
+        rt.store.save_health(conn, updates, now)
     return report

@@ -30,6 +30,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    bindparam,
     create_engine,
     event,
     func,
@@ -241,15 +242,18 @@ class Store:
 
     # -- sources ---------------------------------------------------------------------------------------
 
-    def ensure_sources(self, configured: Iterable[tuple[str, str]]) -> None:
+    def ensure_sources(self, configured: Sequence[tuple[str, str]]) -> None:
+        """Rows for configured sources (new ones added, moved URLs updated); health is kept by name."""
         with self.transaction() as conn:
+            known = dict(conn.execute(select(sources.c.name, sources.c.url)).all())
             _insert_ignore(
-                conn, sources, [{"name": n, "url": u, "consecutive_failures": 0} for n, u in configured]
+                conn,
+                sources,
+                [{"name": n, "url": u, "consecutive_failures": 0} for n, u in configured if n not in known],
             )
-            for name, url in configured:
-                conn.execute(
-                    update(sources).where(sources.c.name == name, sources.c.url != url).values(url=url)
-                )
+            moved = [{"b_name": n, "url": u} for n, u in configured if n in known and known[n] != u]
+            if moved:
+                conn.execute(update(sources).where(sources.c.name == bindparam("b_name")), moved)
 
     def source_health(self) -> dict[str, SourceHealth]:
         with self.engine.connect() as conn:
@@ -272,22 +276,28 @@ class Store:
             return [dict(r) for r in conn.execute(select(sources).order_by(sources.c.name)).mappings()]
 
     def save_health(
-        self, conn: Connection, name: str, health: SourceHealth, status: int, polled: datetime
+        self, conn: Connection, updates: Sequence[tuple[str, SourceHealth, int]], polled: datetime
     ) -> None:
+        """Record each polled source's health (name, health, HTTP status) in one executemany."""
+        if not updates:
+            return
         conn.execute(
-            update(sources)
-            .where(sources.c.name == name)
-            .values(
-                etag=health.etag,
-                last_modified=health.last_modified,
-                last_success=health.last_success,
-                last_error=health.last_error,
-                last_error_at=health.last_error_at,
-                consecutive_failures=health.consecutive_failures,
-                next_due=health.next_due,
-                last_status=status,
-                last_polled=polled,
-            )
+            update(sources).where(sources.c.name == bindparam("b_name")),
+            [
+                {
+                    "b_name": name,
+                    "etag": h.etag,
+                    "last_modified": h.last_modified,
+                    "last_success": h.last_success,
+                    "last_error": h.last_error,
+                    "last_error_at": h.last_error_at,
+                    "consecutive_failures": h.consecutive_failures,
+                    "next_due": h.next_due,
+                    "last_status": status,
+                    "last_polled": polled,
+                }
+                for name, h, status in updates
+            ],
         )
 
     # -- items -----------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 Exact duplicates (same canonical URL or guid) never reach this module; what is left are paraphrases —
 different outlets, different wording, same facts. The promise:
 
-    items ──words of title + lead, stop words out, plurals folded──► hashed unigrams + bigrams
+    items ──words of title + lead, stop words out, plurals folded──► hashed unigrams
           ──tf·idf (idf from the items in the window)──► unit vectors
           ──candidates: items sharing one of each item's few highest-weight terms (inverted index)──►
           ──exact cosine on candidates, same time window, earlier items only──► best match ≥ threshold
@@ -13,7 +13,7 @@ A story's id is the id of its first item, so it is stable however many reports j
 in memory: the worker warms it from the store at start-up (`add_known`) and forgets what has left the
 window (`prune`). Term hashing is stateless, so nothing about the vocabulary needs saving.
 
-Cost: tokenising is Python, everything after it is numpy/scipy over the whole batch, and the candidate
+Cost: tokenising is str.split plus a memo of chunk -> feature (C-level map), everything after it is numpy/scipy over the whole batch, and the candidate
 lists are bounded (a few keys per item, the most recent few postings per key), so a poll cycle of 100,000
 items stays linear rather than all-pairs.
 """

@@ -97,16 +97,60 @@ _STOP = _word_set(
 )
 
 
+# Memo of raw word -> its stem, or "" for a stop word or a single letter (what the overlap scores ignore).
+_STEMS: dict[str, str] = {}
+
+
 def _stem(word: str) -> str:
-    word = word.lower()
+    low = word.lower()
+    if len(low) < 2 or low in _STOP:
+        return ""
     for suffix in ("ing", "ed", "es", "s"):
-        if len(word) > len(suffix) + 3 and word.endswith(suffix):
-            return word[: -len(suffix)]
-    return word
+        if len(low) > len(suffix) + 3 and low.endswith(suffix):
+            return low[: -len(suffix)]
+    return low
 
 
 def _content_words(text: str) -> set[str]:
-    return {_stem(w) for w in _WORD.findall(text) if w.lower() not in _STOP and len(w) > 1}
+    words = _WORD.findall(text)
+    stems = set(map(_STEMS.get, words))
+    if None in stems:
+        if len(_STEMS) > 200_000:
+            _STEMS.clear()
+        for word in words:
+            if word not in _STEMS:
+                _STEMS[word] = _stem(word)
+        stems = set(map(_STEMS.__getitem__, words))
+    stems.discard("")
+    return stems  # type: ignore[return-value]
+
+
+# Plain substrings one of which every _BOILERPLATE_SENTENCE match contains: a cheap test that spares
+# most sentences the regex.
+_BOILERPLATE_HINTS = (
+    " by ",
+    "here",
+    "read more",
+    "sign up",
+    "subscribe",
+    "follow us",
+    "share this",
+    "photo",
+    "image",
+    "picture",
+    "getty",
+    "as well as",
+    "rights reserved",
+    "cookie",
+    "javascript",
+)
+
+
+def _is_boilerplate(sentence: str) -> bool:
+    low = sentence.lower()
+    if not any(hint in low for hint in _BOILERPLATE_HINTS):
+        return False
+    return bool(_BOILERPLATE_SENTENCE.search(sentence))
 
 
 def _is_abbreviation(before: str, after: str) -> bool:
@@ -163,16 +207,15 @@ def _clean_lines(text: str) -> list[str]:
     return lines
 
 
-def _usable(sentence: str, is_last: bool, title_words: set[str]) -> bool:
+def _usable(sentence: str, words: set[str], is_last: bool, title_words: set[str]) -> bool:
     if len(sentence) < 25 or len(sentence.split()) < 4:
         return False
-    if _BOILERPLATE_SENTENCE.search(sentence) or _BOILERPLATE_LINE.match(sentence):
+    if _is_boilerplate(sentence) or _BOILERPLATE_LINE.match(sentence):
         return False
     if _TRUNCATED_END.search(sentence):
         return False
     if is_last and not _TERMINAL.search(sentence):  # a body cut off by the feed
         return False
-    words = _content_words(sentence)
     # A restatement of the title adds nothing under it in the alert.
     return not (words and title_words and len(words - title_words) <= max(1, len(words) // 5))
 
@@ -197,15 +240,17 @@ def summarise(title: str, text: str, max_chars: int = MAX_CHARS, max_sentences: 
             break
     title_words = _content_words(title)
     last_index = len(sentences) - 1
-    candidates = [
-        (i, s)
-        for i, s in enumerate(sentences[: _MAX_CANDIDATES + 1])
-        if _usable(s, i == last_index, title_words)
-    ][:_MAX_CANDIDATES]
+    candidates: list[tuple[int, str]] = []
+    words: list[set[str]] = []
+    for i, sentence in enumerate(sentences[: _MAX_CANDIDATES + 1]):
+        sentence_words = _content_words(sentence)
+        if _usable(sentence, sentence_words, i == last_index, title_words):
+            candidates.append((i, sentence))
+            words.append(sentence_words)
+    candidates, words = candidates[:_MAX_CANDIDATES], words[:_MAX_CANDIDATES]
     if not candidates:
         return _cut(title, max_chars) if title else _cut(" ".join(lines), max_chars)
 
-    words = [_content_words(s) for _, s in candidates]
     centroid: dict[str, int] = {}
     for ws in words:
         for w in ws:

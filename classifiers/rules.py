@@ -2,14 +2,18 @@
 
 A topic is flagged only when its model scores high enough AND its rules hold, so rules are where an analyst
 states what a report must (or must not) mention, in words they can read back. They run on every item
-(100k a cycle), so each rule set compiles its terms once into a few regexes.
+(100k a cycle), so terms are prepared once and a report is reduced to words once for all topics.
 
 Term syntax: a case-insensitive whole-word phrase; ``|`` separates alternatives inside one term
-("north korea|dprk|pyongyang"); whitespace inside a phrase matches any run of whitespace.
+("north korea|dprk|pyongyang"). Text and phrases are both reduced to their words (letters, digits,
+underscore) before matching, so "north korea" also matches "North-Korea's" and "bab el-mandeb" matches
+"Bab el Mandeb": punctuation and spacing never decide. Matching is a substring search of the padded word
+string (" north korea ") in the report's word string, done in C: no regex backtracking per term.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -29,13 +33,34 @@ def term_alternatives(term: str) -> tuple[str, ...]:
     return alternatives
 
 
-def _compile_term(term: str) -> re.Pattern[str]:
-    parts = []
-    for alt in term_alternatives(term):
-        words = [re.escape(word) for word in alt.split()]
-        # (?<!\w) / (?!\w) rather than \b, so a phrase that starts or ends with punctuation still works.
-        parts.append(r"(?<!\w)" + r"\s+".join(words) + r"(?!\w)")
-    return re.compile("|".join(parts), re.IGNORECASE)
+_WORD = re.compile(r"\w+")
+
+
+def _words(text: str) -> str:
+    """Lower-cased words joined by single spaces, padded: ' north korea s troops '."""
+    return " " + " ".join(_WORD.findall(text.lower())) + " "
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalised(title: str, text: str) -> str:
+    # Cached because every topic checks the same report in turn; str hashes are cached, so a hit is cheap.
+    return _words(title) + "| " + _words(text)
+
+
+def _compile_term(term: str) -> tuple[tuple[str, str], ...]:
+    """(alternative as written, its padded word form) pairs; a phrase matches where its words do."""
+    compiled = tuple((alt, _words(alt)) for alt in term_alternatives(term))
+    for alt, needle in compiled:
+        if not needle.strip():
+            raise RulesError(f"rule term {term!r}: {alt!r} has no letters or digits, so it can never match")
+    return compiled
+
+
+def _find(compiled: tuple[tuple[str, str], ...], doc: str) -> str | None:
+    for alt, needle in compiled:
+        if needle in doc:
+            return alt
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +82,7 @@ class KeywordRules:
     all: tuple[str, ...] = ()
     any: tuple[str, ...] = ()
     none: tuple[str, ...] = ()
-    _compiled: tuple[tuple[re.Pattern[str], ...], ...] = field(
+    _compiled: tuple[tuple[tuple[tuple[str, str], ...], ...], ...] = field(
         init=False, repr=False, compare=False, hash=False, default=()
     )
 
@@ -85,22 +110,20 @@ class KeywordRules:
         """Check the rules on one report; the title and body are searched together."""
         if self.empty:
             return RuleResult(holds=True)
-        doc = f"{title}\n{text}"
-        all_re, any_re, none_re = self._compiled
+        doc = _normalised(title, text)
+        all_terms, any_terms, none_terms = self._compiled
         matched: list[str] = []
-        for term, pattern in zip(self.none, none_re, strict=True):
-            found = pattern.search(doc)
+        for term, compiled in zip(self.none, none_terms, strict=True):
+            found = _find(compiled, doc)
             if found:
-                return RuleResult(
-                    holds=False, failed=f'excluded by "{found.group(0).lower()}" (none: {term!r})'
-                )
-        for term, pattern in zip(self.all, all_re, strict=True):
-            found = pattern.search(doc)
+                return RuleResult(holds=False, failed=f'excluded by "{found}" (none: {term!r})')
+        for term, compiled in zip(self.all, all_terms, strict=True):
+            found = _find(compiled, doc)
             if not found:
                 return RuleResult(holds=False, matched=tuple(matched), failed=f"all: {term!r} not found")
-            matched.append(found.group(0).lower())
+            matched.append(found)
         if self.any:
-            hits = [found.group(0).lower() for pattern in any_re if (found := pattern.search(doc))]
+            hits = [found for compiled in any_terms if (found := _find(compiled, doc))]
             if not hits:
                 return RuleResult(
                     holds=False, matched=tuple(matched), failed=f"none of any={list(self.any)!r} found"

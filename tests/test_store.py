@@ -104,7 +104,7 @@ def test_source_health_round_trip(store: Store) -> None:
         etag='"abc"', last_modified="Fri, 27 Nov 2026 10:00:00 GMT", next_due=NOW + timedelta(hours=1),
     )
     with store.transaction() as conn:
-        store.save_health(conn, "wire", health, 503, NOW)
+        store.save_health(conn, [("wire", health, 503)], NOW)
     got = store.source_health()
     assert got["wire"] == health
     assert got["desk"] == SourceHealth()

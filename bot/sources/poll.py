@@ -29,7 +29,7 @@ class FetchRequest:
     last_modified: str | None = None
 
 
-async def _fetch_one(fetcher: Fetcher, req: FetchRequest) -> FetchResult:
+async def fetch_one(fetcher: Fetcher, req: FetchRequest) -> FetchResult:
     try:
         return await fetcher.fetch(req.url, etag=req.etag, last_modified=req.last_modified)
     except Exception as exc:  # Fetcher.fetch promises not to raise; if it ever does, contain it here
@@ -41,7 +41,7 @@ async def _fetch_one(fetcher: Fetcher, req: FetchRequest) -> FetchResult:
 async def fetch_all(fetcher: Fetcher, requests: Sequence[FetchRequest]) -> list[FetchResult]:
     """Fetch every request concurrently (the Fetcher's limits pace them); results in request order.
     One failing source never stops or delays the others beyond its own deadline."""
-    return list(await asyncio.gather(*(_fetch_one(fetcher, r) for r in requests)))
+    return list(await asyncio.gather(*(fetch_one(fetcher, r) for r in requests)))
 
 
 def parse_and_normalise(

@@ -41,6 +41,13 @@ def test_none_excludes_and_says_which_word() -> None:
     assert rules.check("Houthis hit ship in Red Sea", "").holds
 
 
+def test_punctuation_and_hyphens_never_decide() -> None:
+    rules = KeywordRules(any=("bab el-mandeb", "korean people's army"))
+    assert rules.check("Ship hit in Bab el Mandeb strait", "").holds
+    assert rules.check("", "officers of the Korean People’s Army").holds  # typographic apostrophe
+    assert not KeywordRules(any=("north korea",)).check("north", "korea").holds  # no title/body span
+
+
 def test_none_alone_holds_when_absent() -> None:
     assert KeywordRules(none=("sport",)).check("Strait drills", "").holds
 
@@ -51,7 +58,7 @@ def test_lists_are_accepted_and_frozen_to_tuples() -> None:
     assert hash(rules) == hash(KeywordRules(any=("cable",)))
 
 
-@pytest.mark.parametrize("term", ["", "a||b", "|x"])
+@pytest.mark.parametrize("term", ["", "a||b", "|x", "cable|--"])
 def test_empty_alternatives_are_rejected(term: str) -> None:
     with pytest.raises(RulesError):
         KeywordRules(any=(term,))
