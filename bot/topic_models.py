@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bot.config import Config, TopicConfig
 from bot.scoring import rules_of
-from classifiers.model import TopicModels
+from classifiers.model import TopicModels, background_digest
 from classifiers.training import Example, TopicDefinition, load_background, load_examples
 
 log = logging.getLogger(__name__)
@@ -42,13 +42,6 @@ def background_examples(config: Config) -> list[Example]:
     return out
 
 
-def _background_digest(background: Sequence[Example]) -> str:
-    h = hashlib.sha256()
-    for ex in background:
-        h.update(f"{ex.title}\0{ex.text}\0{ex.label}\n".encode())
-    return h.hexdigest()
-
-
 def model_file(config: Config, definitions: Sequence[TopicDefinition], background_digest: str) -> Path:
     combined = hashlib.sha256(
         "".join(TopicModels.fingerprint_of(d, background_digest) for d in definitions).encode()
@@ -56,11 +49,21 @@ def model_file(config: Config, definitions: Sequence[TopicDefinition], backgroun
     return config.path(config.classifier.model_dir) / f"topics-{combined}.joblib"
 
 
+# Older model files stay for a while so that undoing a config edit reloads instead of retraining.
+KEEP_MODEL_FILES = 5
+
+
+def _prune_old(folder: Path, keep: int) -> None:
+    files = sorted(folder.glob("topics-*.joblib"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in files[keep:]:
+        old.unlink(missing_ok=True)
+
+
 def load_or_train(config: Config) -> TopicModels:
     """The saved models when they match the config, else freshly trained ones (saved for next time)."""
     definitions = [topic_definition(config, t) for t in config.active_topics]
     background = background_examples(config)
-    path = model_file(config, definitions, _background_digest(background))
+    path = model_file(config, definitions, background_digest(background))
     if path.is_file():
         try:
             return TopicModels.load(path)
@@ -73,6 +76,7 @@ def load_or_train(config: Config) -> TopicModels:
         tmp = path.with_suffix(".tmp")
         models.save(tmp)
         tmp.replace(path)  # atomic: a reader never sees half a file
+        _prune_old(path.parent, keep=KEEP_MODEL_FILES)
     except OSError as exc:
         log.warning("could not save models path=%s error=%s", path, exc)
     return models

@@ -41,26 +41,50 @@ def _words(text: str) -> str:
     return " " + " ".join(_WORD.findall(text.lower())) + " "
 
 
+@dataclass(frozen=True, slots=True)
+class _Report:
+    text: str  # padded word string, title and body separated by "|" so no phrase spans them
+    words: frozenset[str]
+
+
 @functools.lru_cache(maxsize=4096)
-def _normalised(title: str, text: str) -> str:
+def _normalised(title: str, text: str) -> _Report:
     # Cached because every topic checks the same report in turn; str hashes are cached, so a hit is cheap.
-    return _words(title) + "| " + _words(text)
+    head, body = _words(title), _words(text)
+    return _Report(head + "| " + body, frozenset(head.split()) | frozenset(body.split()))
 
 
-def _compile_term(term: str) -> tuple[tuple[str, str], ...]:
-    """(alternative as written, its padded word form) pairs; a phrase matches where its words do."""
-    compiled = tuple((alt, _words(alt)) for alt in term_alternatives(term))
-    for alt, needle in compiled:
-        if not needle.strip():
-            raise RulesError(f"rule term {term!r}: {alt!r} has no letters or digits, so it can never match")
-    return compiled
+@dataclass(frozen=True, slots=True)
+class _Term:
+    """One term prepared for matching: single words by set lookup, phrases by substring search."""
 
+    single: tuple[tuple[str, str], ...]  # (alternative, its one word)
+    words: frozenset[str]
+    phrases: tuple[tuple[str, str], ...]  # (alternative, padded word string)
 
-def _find(compiled: tuple[tuple[str, str], ...], doc: str) -> str | None:
-    for alt, needle in compiled:
-        if needle in doc:
-            return alt
-    return None
+    @classmethod
+    def compile(cls, term: str) -> _Term:
+        single, phrases = [], []
+        for alt in term_alternatives(term):
+            words = _words(alt).split()
+            if not words:
+                raise RulesError(
+                    f"rule term {term!r}: {alt!r} has no letters or digits, so it can never match"
+                )
+            if len(words) == 1:
+                single.append((alt, words[0]))
+            else:
+                phrases.append((alt, " " + " ".join(words) + " "))
+        return cls(tuple(single), frozenset(w for _, w in single), tuple(phrases))
+
+    def find(self, report: _Report) -> str | None:
+        """An alternative found in the report (single words first, in the order written), or None."""
+        if not self.words.isdisjoint(report.words):
+            return next(alt for alt, word in self.single if word in report.words)
+        for alt, needle in self.phrases:
+            if needle in report.text:
+                return alt
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +106,7 @@ class KeywordRules:
     all: tuple[str, ...] = ()
     any: tuple[str, ...] = ()
     none: tuple[str, ...] = ()
-    _compiled: tuple[tuple[tuple[tuple[str, str], ...], ...], ...] = field(
+    _compiled: tuple[tuple[_Term, ...], ...] = field(
         init=False, repr=False, compare=False, hash=False, default=()
     )
 
@@ -93,7 +117,7 @@ class KeywordRules:
             if isinstance(value, str):
                 raise RulesError(f"rules.{name} must be a list of terms, not the string {value!r}")
             object.__setattr__(self, name, tuple(value))
-        compiled = tuple(tuple(_compile_term(t) for t in terms) for terms in (self.all, self.any, self.none))
+        compiled = tuple(tuple(_Term.compile(t) for t in terms) for terms in (self.all, self.any, self.none))
         object.__setattr__(self, "_compiled", compiled)
 
     @property
@@ -114,16 +138,16 @@ class KeywordRules:
         all_terms, any_terms, none_terms = self._compiled
         matched: list[str] = []
         for term, compiled in zip(self.none, none_terms, strict=True):
-            found = _find(compiled, doc)
+            found = compiled.find(doc)
             if found:
                 return RuleResult(holds=False, failed=f'excluded by "{found}" (none: {term!r})')
         for term, compiled in zip(self.all, all_terms, strict=True):
-            found = _find(compiled, doc)
+            found = compiled.find(doc)
             if not found:
                 return RuleResult(holds=False, matched=tuple(matched), failed=f"all: {term!r} not found")
             matched.append(found)
         if self.any:
-            hits = [found for compiled in any_terms if (found := _find(compiled, doc))]
+            hits = [found for compiled in any_terms if (found := compiled.find(doc))]
             if not hits:
                 return RuleResult(
                     holds=False, matched=tuple(matched), failed=f"none of any={list(self.any)!r} found"

@@ -128,3 +128,24 @@ def test_poll_cycle_end_to_end_with_hostile_neighbours(
         asyncio.run(scenario())
     out = capsys.readouterr().out
     assert "Undersea cable sabotage" in out and "why:" in out
+
+
+def test_run_once_prints_alerts_to_the_console_without_a_slack_token(
+    tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.cli import main
+
+    feeds = tmp_path / "feeds"
+    feeds.mkdir()
+    shutil.copy(FIXTURES / "poll" / "wire.xml", feeds / "wire.xml")
+    monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    with FeedServer(feeds) as server:
+        path = write_config(tmp_path, model_dir, {"wire": server.url("wire.xml")})
+        assert main(["run", "--once", "--config", str(path)]) == 0
+        out = capsys.readouterr().out
+        assert "Anchor-dragging ship suspected of cutting Baltic data cable" in out
+        assert (tmp_path / "var" / "poll.sqlite").is_file()
+        # A second run finds the same item stored: no new alert.
+        assert main(["run", "--once", "--config", str(path)]) == 0
+        assert "Anchor-dragging" not in capsys.readouterr().out
