@@ -6,12 +6,14 @@ batch is lower-cased, encoded once, and tokenised with numpy on the bytes: word 
 table, a 64-bit polynomial hash per token from prefix sums, ids by binary search in the vocabulary, and
 bigrams as integer pairs. No per-token Python objects are made while scoring.
 
-The weighting is the usual recipe, as ``TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True,
-stop_words="english")``: words of 2+ characters, stop words dropped before bigrams are formed, 1 + log(tf),
-smoothed idf, L2-normalised rows. Bigrams never span the title/body boundary.
+The vocabulary is scikit-learn's ``TfidfVectorizer(ngram_range=(1, 2), stop_words="english")`` one (words
+of 2+ characters, stop words dropped before bigrams are formed; a test checks it), with bigrams never
+spanning the title/body boundary. Weighting: sublinear ``log2(1 + tf)`` (which also takes the fractional
+counts of tail words, below), smoothed idf, L2-normalised rows.
 
 The title counts twice (it is fed in twice), because a headline states what a report is about while the
-body drifts into background.
+body drifts into background; for the same reason body words after the first ``lead_tokens`` count only
+``tail_weight``.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class _HashTable:
         self._values = np.full(1 << bits, default, dtype=np.int64)
         self._used = np.zeros(1 << bits, dtype=bool)
         keys = keys.astype(np.uint64)
+        self._size = len(keys)
         pending = np.arange(len(keys))
         slots = self._slots(keys)
         while len(pending):
@@ -79,7 +82,7 @@ class _HashTable:
         return ((keys * _FIB) >> self._shift).astype(np.int64)
 
     def __len__(self) -> int:
-        return int(self._used.sum())
+        return self._size
 
     def get(self, keys: np.ndarray) -> np.ndarray:
         """The value of every key, or the default for keys not in the table."""

@@ -6,8 +6,8 @@ regression on the shared TF-IDF features; its raw decision value is calibrated w
 on out-of-fold decision values (folds grouped by event, so reports of one event never calibrate each
 other), and the calibration is folded into the topic's (a, b) so ``score = sigmoid(a * (x·w) + b)``.
 
-Training data per topic: its examples (positives and hard negatives), the shared background news
-(negatives), and feedback (``extra``). A topic with fewer than ``MIN_POSITIVES`` positives also gets its
+Training data per topic: its examples (positives and hard negatives), feedback (``extra``), the shared
+background news (negatives) and the other topics' positives (negatives). A topic with fewer than ``MIN_POSITIVES`` positives also gets its
 description and keyword-rule phrases as pseudo-positive documents, and a warning.
 """
 
@@ -40,10 +40,12 @@ MODEL_VERSION = "watchfloor-topics-1"  # bump when features or training change: 
 MIN_POSITIVES = 3
 C = 20.0  # inverse L2 strength; chosen by event-grouped CV (see classifiers/README.md)
 CALIBRATION_FOLDS = 5
+# Body words after the first LEAD_TOKENS count TAIL_WEIGHT: many off-topic reports name a topic only in a
+# closing background line ("...as Pyongyang's troops fight for Russia"). Chosen by event-grouped CV.
 LEAD_TOKENS = 30
 TAIL_WEIGHT = 0.4
 MIN_DF = 2  # a word seen in one training report is more likely noise than signal (event-grouped CV)
-CROSS_NEGATIVES = True
+CROSS_NEGATIVES = True  # other topics' positives are negatives for this one (see _cross_negatives)
 
 
 class ModelVersionError(RuntimeError):

@@ -1,4 +1,4 @@
-"""Test helpers: where the shipped examples and the shared data live, and the proposed topics.
+"""Test helpers: where the shipped examples and the shared data live, and the shipped topics.
 
 Not a conftest.py: tests/ already has one, and two top-level ``conftest`` modules would collide.
 """
@@ -14,13 +14,13 @@ from classifiers.training import Example, TopicDefinition, load_background, load
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 SHARED = REPO.parent / "shared"
-SEED = SHARED / "seeds" / "000_ba412a54cf4b0082.txt"
+SEED = REPO / "tests" / "fixtures" / "seed" / "000_ba412a54cf4b0082.txt"
 NEWS_DEV = SHARED / "data" / "news_dev.jsonl"
 
 
 def load_proposed_topics(root: Path = REPO) -> list[TopicDefinition]:
-    """Build TopicDefinitions from examples/topics.toml the way config.toml's [[topics]] will be read."""
-    config = tomllib.loads((root / "examples" / "topics.toml").read_text(encoding="utf-8"))
+    """TopicDefinitions from the shipped config.toml's [[topics]]: the tests measure what users run."""
+    config = tomllib.loads((root / "config.toml").read_text(encoding="utf-8"))
     topics = []
     for entry in config["topics"]:
         examples: list[Example] = []
