@@ -24,7 +24,12 @@ def problems(raw: str, tmp_path: Path) -> list[str]:
 def test_shipped_config_is_valid_and_has_the_required_topics() -> None:
     config = load_config(ROOT / "config.toml")
     ids = {t.id for t in config.topics}
-    assert {"dprk-russia-military", "undersea-cable-sabotage", "red-sea-shipping-attacks", "taiwan-strait-military"} <= ids
+    assert {
+        "dprk-russia-military",
+        "undersea-cable-sabotage",
+        "red-sea-shipping-attacks",
+        "taiwan-strait-military",
+    } <= ids
     for topic in config.topics:
         assert topic.description and topic.destinations and 0 < topic.threshold < 1
         assert topic.examples.files or topic.examples.positive
@@ -68,7 +73,9 @@ def test_bad_toml_gives_the_line(tmp_path: Path) -> None:
 
 
 def test_bad_duration_and_unknown_section(tmp_path: Path) -> None:
-    found = problems(MINIMAL + '\n[schedule]\npoll_interval = "3 parsecs"\n[slak]\ncommand = "/news"\n', tmp_path)
+    found = problems(
+        MINIMAL + '\n[schedule]\npoll_interval = "3 parsecs"\n[slak]\ncommand = "/news"\n', tmp_path
+    )
     assert any(p.startswith("schedule.poll_interval") and "not a duration" in p for p in found)
     assert any(p.startswith("slak") and "unknown key" in p for p in found)
 

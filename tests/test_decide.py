@@ -17,7 +17,11 @@ def scored(n: int, story: str, flags: dict[str, float]) -> ScoredItem:
 
 
 def test_one_alert_per_story_topic_destination_for_the_best_item() -> None:
-    batch = [scored(1, "s1", {"a": 0.6, "b": 0.9}), scored(2, "s1", {"a": 0.8, "b": 0.1}), scored(3, "s3", {"a": 0.2})]
+    batch = [
+        scored(1, "s1", {"a": 0.6, "b": 0.9}),
+        scored(2, "s1", {"a": 0.8, "b": 0.1}),
+        scored(3, "s3", {"a": 0.2}),
+    ]
     alerts = decide_alerts(batch, {"a": ["slack:#x", "console"], "b": ["slack:#y"]}, set(), NOW)
     got = {(a.topic, a.destination, a.item_id) for a in alerts}
     assert got == {("a", "slack:#x", "i2"), ("a", "console", "i2"), ("b", "slack:#y", "i1")}
@@ -35,8 +39,12 @@ def test_exact_duplicates_by_url_or_guid() -> None:
     same_guid_same_feed = Item("3", "https://x.example/3", "t", "x", NOW, "one", guid="42")
     global_guid = Item("4", "https://x.example/4", "t", "x", NOW, "one", guid="tag:x.example,2026:1")
     global_guid_again = Item("5", "https://x.example/5", "t", "x", NOW, "two", guid="tag:x.example,2026:1")
-    fresh, keys = new_items([a, same_guid_other_feed, same_guid_same_feed, global_guid, global_guid_again], {})
+    fresh, keys = new_items(
+        [a, same_guid_other_feed, same_guid_same_feed, global_guid, global_guid_again], {}
+    )
     assert [i.id for i in fresh] == ["1", "2", "4"]
     assert keys["1"] == item_keys(a)
-    fresh, _ = new_items([Item("9", "https://x.example/1", "t", "x", NOW, "three")], {k: "1" for k in keys["1"]})
+    fresh, _ = new_items(
+        [Item("9", "https://x.example/1", "t", "x", NOW, "three")], {k: "1" for k in keys["1"]}
+    )
     assert fresh == []

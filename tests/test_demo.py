@@ -12,7 +12,12 @@ from support import ROOT
 
 from bot.demo import demo_feed_files
 
-TOPICS = ("dprk-russia-military", "undersea-cable-sabotage", "red-sea-shipping-attacks", "taiwan-strait-military")
+TOPICS = (
+    "dprk-russia-military",
+    "undersea-cable-sabotage",
+    "red-sea-shipping-attacks",
+    "taiwan-strait-military",
+)
 
 
 def test_bundled_feeds_are_several_outlets_in_rss_and_atom() -> None:
@@ -27,7 +32,12 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
     env.pop("SLACK_BOT_TOKEN", None)
     env.pop("DATABASE_URL", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "bot", "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "bot", "demo"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout

@@ -9,8 +9,15 @@ from bot.durations import DurationError, format_duration, parse_duration
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("90s", timedelta(seconds=90)), ("15m", timedelta(minutes=15)), ("1h30m", timedelta(minutes=90)),
-     ("7d", timedelta(days=7)), ("2w", timedelta(weeks=2)), (" 6H ", timedelta(hours=6)), ("0.5h", timedelta(minutes=30))],
+    [
+        ("90s", timedelta(seconds=90)),
+        ("15m", timedelta(minutes=15)),
+        ("1h30m", timedelta(minutes=90)),
+        ("7d", timedelta(days=7)),
+        ("2w", timedelta(weeks=2)),
+        (" 6H ", timedelta(hours=6)),
+        ("0.5h", timedelta(minutes=30)),
+    ],
 )
 def test_parse(text: str, expected: timedelta) -> None:
     assert parse_duration(text) == expected
@@ -18,7 +25,7 @@ def test_parse(text: str, expected: timedelta) -> None:
 
 @pytest.mark.parametrize("text", ["", "3 parsecs", "15", "m", "-5m", "0s"])
 def test_refused_with_a_hint(text: str) -> None:
-    with pytest.raises(DurationError, match="90s, 15m, 6h or 7d|longer than zero"):
+    with pytest.raises(DurationError, match=r"90s, 15m, 6h or 7d|longer than zero"):
         parse_duration(text)
 
 

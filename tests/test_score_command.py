@@ -16,7 +16,12 @@ from bot.summary import summarise
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
 SEED = FIXTURES / "seed" / "000_ba412a54cf4b0082.txt"
-TOPICS = {"dprk-russia-military", "undersea-cable-sabotage", "red-sea-shipping-attacks", "taiwan-strait-military"}
+TOPICS = {
+    "dprk-russia-military",
+    "undersea-cable-sabotage",
+    "red-sea-shipping-attacks",
+    "taiwan-strait-military",
+}
 
 
 @pytest.fixture(scope="module")
@@ -55,12 +60,19 @@ def test_output_lines_up_with_input_and_bad_lines_are_named(config: Config) -> N
         json.dumps({"id": "a", "title": title, "text": body, "url": "https://x.example/a?utm_source=t"}),
         "{not json",
         json.dumps({"title": "no text"}),
-        json.dumps({"id": "b", "title": "Pyongyang sends more shells to Moscow, Seoul says",
-                    "text": "North Korea has shipped millions of artillery shells to Russia for its war in Ukraine, "
-                            "South Korea's intelligence service said, as US officials voiced concern about North "
-                            "Korean soldiers fighting for Russia."}),
+        json.dumps(
+            {
+                "id": "b",
+                "title": "Pyongyang sends more shells to Moscow, Seoul says",
+                "text": "North Korea has shipped millions of artillery shells to Russia for its war in Ukraine, "
+                "South Korea's intelligence service said, as US officials voiced concern about North "
+                "Korean soldiers fighting for Russia.",
+            }
+        ),
         "",
-        json.dumps({"title": "City marathon draws record crowd", "text": "Forty thousand runners took part."}),
+        json.dumps(
+            {"title": "City marathon draws record crowd", "text": "Forty thousand runners took part."}
+        ),
     ]
     code, rows = run(config, lines)
     assert code == 1
@@ -78,8 +90,9 @@ def test_explain_gives_terms_and_rules(config: Config) -> None:
     assert any("korea" in term for term, weight in why["terms"] if weight > 0)
 
 
-def test_score_command_reads_a_file(config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_score_command_reads_a_file(
+    config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from bot.cli import cmd_score
 
     title, body = seed()

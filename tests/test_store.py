@@ -100,8 +100,13 @@ def test_source_health_round_trip(store: Store) -> None:
     store.ensure_sources([("wire", "https://wire.example/rss"), ("desk", "https://desk.example/atom")])
     store.ensure_sources([("wire", "https://wire.example/rss2")])
     health = SourceHealth(
-        last_success=NOW, last_error="HTTP 503", last_error_at=NOW, consecutive_failures=2,
-        etag='"abc"', last_modified="Fri, 27 Nov 2026 10:00:00 GMT", next_due=NOW + timedelta(hours=1),
+        last_success=NOW,
+        last_error="HTTP 503",
+        last_error_at=NOW,
+        consecutive_failures=2,
+        etag='"abc"',
+        last_modified="Fri, 27 Nov 2026 10:00:00 GMT",
+        next_due=NOW + timedelta(hours=1),
     )
     with store.transaction() as conn:
         store.save_health(conn, [("wire", health, 503)], NOW)

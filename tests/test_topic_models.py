@@ -23,7 +23,11 @@ def test_trained_once_reused_then_retrained_when_a_topic_changes(tmp_path: Path)
     assert again.info()["cables"] == version  # loaded from the file, not retrained
     assert list((tmp_path / "var" / "models").glob("*.joblib")) == files
 
-    path.write_text(raw.replace('negative = ["Cable TV prices rise"]', 'negative = ["Cable TV prices rise", "Cable car reopens"]'))
+    path.write_text(
+        raw.replace(
+            'negative = ["Cable TV prices rise"]', 'negative = ["Cable TV prices rise", "Cable car reopens"]'
+        )
+    )
     changed = load_or_train(load_config(path))
     assert changed.fingerprint("cables") != first.fingerprint("cables")
     assert len(list((tmp_path / "var" / "models").glob("*.joblib"))) == 2
