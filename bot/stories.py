@@ -3,9 +3,9 @@
 Exact duplicates (same canonical URL or guid) never reach this module; what is left are paraphrases —
 different outlets, different wording, same facts. The promise:
 
-    items ──words of title + lead, stop words out, plurals folded──► hashed unigrams
-          ──tf·idf (idf from the items in the window)──► unit vectors
-          ──candidates: items sharing one of each item's few highest-weight terms (inverted index)──►
+    items ──title + lead as bytes, words hashed in numpy, stop words out, plurals folded──► hashed unigrams
+          ──tf·idf (idf from the items in the window) × title / name / number emphasis──► unit vectors
+          ──candidates: earlier items sharing one of each item's few highest-weight terms──►
           ──exact cosine on candidates, same time window, earlier items only──► best match ≥ threshold
           ──► story id = the story of the best match, else the item's own id
 
@@ -13,34 +13,51 @@ A story's id is the id of its first item, so it is stable however many reports j
 in memory: the worker warms it from the store at start-up (`add_known`) and forgets what has left the
 window (`prune`). Term hashing is stateless, so nothing about the vocabulary needs saving.
 
-Cost: tokenising is str.split plus a memo of chunk -> feature (C-level map), everything after it is numpy/scipy over the whole batch, and the candidate
-lists are bounded (a few keys per item, the most recent few postings per key), so a poll cycle of 100,000
-items stays linear rather than all-pairs.
+What makes two paraphrases of one event alike is what a rewrite cannot change: names (Sounion, Hodeidah,
+Yi Peng 3), numbers (25 crew, 150,000 tonnes) and the headline's subject. Those terms weigh more than the
+prose around them; the weights were chosen by cross-validation over events on news_dev.jsonl (see
+bench/stories.py and tests/test_stories.py for the measured precision and recall).
+
+Cost: a poll cycle can bring 100,000 items, and the whole cycle has a budget of seconds, so there is no
+per-word Python. Each batch becomes one byte buffer; word boundaries, lower-casing, hashing (a polynomial
+rolling hash over prefix sums), stop words and plural folding are numpy operations over all of it at once.
+Candidate generation is a sorted posting array (term, row) searched with numpy rather than dict lookups,
+and candidate lists are bounded (a few keys per item, the most recent few postings per key), so the work
+stays linear in the batch rather than all-pairs.
 """
 
 from __future__ import annotations
 
-import gc
-import re
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from itertools import chain
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-from sklearn.utils import murmurhash3_32
 
 from bot.items import Item
 
-# Chosen on news_dev.jsonl by cross-validation over events from a flat region of pairwise F1
-# (see tests/test_stories.py for the measured precision and recall it must keep).
+
+@dataclass(frozen=True, slots=True)
+class Weighting:
+    """How much a term's place and form count, on top of tf·idf (0 = no emphasis)."""
+
+    title: float = 1.0  # a term in the headline: the headline states the event
+    name: float = 1.0  # a capitalised word mid-sentence (Sounion, Hodeidah, Aspides): paraphrases keep names
+    number: float = 1.0  # a number (25 crew, 150,000 tonnes, Hwasong-18): paraphrases keep numbers too
+    lead_chars: int = 400  # the inverted pyramid: who/what/where is in the first couple of sentences
+
+
+# Chosen on news_dev.jsonl by cross-validation grouped by event, from a flat region of pairwise F1
+# (bench/stories.py --quality reproduces it; tests/test_stories.py keeps the measured floors).
 DEFAULT_THRESHOLD = 0.25
+DEFAULT_WEIGHTING = Weighting()
 
 N_FEATURES = 1 << 20
-LEAD_CHARS = 500  # the inverted pyramid: who/what/where is in the first couple of sentences
-KEYS_PER_ITEM = 16  # highest-weight terms per item posted in the inverted index
+TITLE_CHARS = 300  # headlines longer than this are feed junk (a whole paragraph in <title>)
+KEYS_PER_ITEM = 16  # highest-weight terms per item posted in the index
 QUERY_KEYS = 8  # of those, the strongest few looked up to find an item's candidates
 POSTINGS_PER_KEY = 8  # only the most recent items per key are candidates: bounds work on common terms
 CANDIDATES_PER_ITEM = 8  # exact cosine only for the candidates sharing the most keys
@@ -48,183 +65,171 @@ _PAIR_CHUNK = 200_000  # candidate pairs scored at once (memory bound for the ro
 
 # Words every news report uses whatever it is about: they make unrelated reports look alike.
 _NEWS_STOP_WORDS = frozenset(
-    [
-        "said",
-        "says",
-        "say",
-        "saying",
-        "told",
-        "tell",
-        "according",
-        "report",
-        "reports",
-        "reported",
-        "reporting",
-        "news",
-        "new",
-        "year",
-        "years",
-        "week",
-        "weeks",
-        "month",
-        "months",
-        "day",
-        "days",
-        "today",
-        "yesterday",
-        "tomorrow",
-        "time",
-        "times",
-        "people",
-        "official",
-        "officials",
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-        "sunday",
-        "statement",
-        "added",
-        "including",
-        "just",
-        "like",
-        "also",
-        "could",
-        "would",
-        "will",
-        "may",
-        "might",
-        "amid",
-        "including",
-        "make",
-        "made",
-        "since",
-        "still",
-        "now",
-        "according",
-        "percent",
-    ]
+    """said says say saying told tell according report reports reported reporting news new year years week
+    weeks month months day days today yesterday tomorrow time times people official officials monday
+    tuesday wednesday thursday friday saturday sunday statement added including just like also could would
+    will may might amid make made since still now percent""".split()
 )
 STOP_WORDS = frozenset(ENGLISH_STOP_WORDS) | _NEWS_STOP_WORDS
 
-_TOKEN = re.compile(r"[^\W\d_]+|\d+(?:[.,]\d+)*")
+
+# --- tokenising: bytes in, (row, feature, flags) out, all in numpy -----------------------------------
+
+_P = 0x100000001B3  # the FNV prime: odd, so invertible modulo 2**64
+_MASK64 = (1 << 64) - 1
+_MIX_FEATURE = np.uint64(0x9E3779B97F4A7C15)  # multiply-shift: a rolling hash's high bits are the good ones
+_MIX_STOP = np.uint64(0xC2B2AE3D27D4EB4F)
+_STOP_BITS = 22
+_CHUNK_BYTES = 1 << 20  # bytes tokenised at once: bounds the power tables (2 × 8 MiB) and temporaries
+# A token's code packs four 10-bit counters (a report has far fewer than 1,024 words): summed per term,
+# they are how often it occurs, and how often in the headline, as a name, as a number.
+_TITLE, _NAME, _NUMBER = 1 << 10, 1 << 20, 1 << 30
+_FIELD = (1 << 10) - 1
+
+_LETTER, _DIGIT = 1, 2
+_CLASS = np.zeros(256, dtype=np.int8)
+_CLASS[[*range(ord("a"), ord("z") + 1), *range(ord("A"), ord("Z") + 1), *range(0x80, 0x100)]] = _LETTER
+_CLASS[ord("0") : ord("9") + 1] = _DIGIT
+# ASCII only: a non-ASCII capital (Ö, Ł) stays as it is, so "Łódź" and "ŁÓDŹ" differ; headlines in capitals
+# are rare and both spellings still share their ASCII-cased neighbours.
+_LOWER = np.arange(256, dtype=np.uint8)
+_LOWER[ord("A") : ord("Z") + 1] += 32
+_SENTENCE_END = np.zeros(256, dtype=bool)
+_SENTENCE_END[list(b".!?:")] = True
+_NOT_PLURAL = np.zeros(256, dtype=bool)
+_NOT_PLURAL[list(b"sui")] = True  # -ss, -us, -is: "press", "virus", "analysis" are not plurals
+
+_tables: dict[str, np.ndarray] = {}
 
 
-def _stem(token: str) -> str:
-    """Plural folding only: cheap, and enough for 'cables'/'cable', 'Houthis'/'Houthi'."""
-    if len(token) > 4 and token.endswith("ies"):
-        return token[:-3] + "y"
-    if len(token) > 3 and token.endswith("s") and not token.endswith(("ss", "us", "is")):
-        return token[:-1]
-    return token
+def _py_hash(word: str) -> int:
+    h, power = 0, 1
+    for byte in word.encode():
+        h = (h + (byte + 1) * power) & _MASK64
+        power = (power * _P) & _MASK64
+    return h
 
 
-# Memo of whitespace-separated chunk -> its feature number, or _NONE for a stop word / punctuation. A chunk
-# with several words ("Yong-hyun", "U.S.-China") maps to its first word's feature with _MORE set, and its
-# other features wait in _EXTRA. Words follow Zipf's law, so after a few hundred items almost every chunk
-# is a dict hit: str.split plus one C-level map over dict.get is several times cheaper than a regex over
-# every text, and tokenising is most of the cost of a poll cycle.
-_MEMO: dict[str, int] = {}
-_EXTRA: dict[str, tuple[int, ...]] = {}
-_MEMO_MAX = 1 << 20
-_NONE = -1
-_MORE = 1 << 30
+def _table(name: str) -> np.ndarray:
+    """Powers of the hash base, their inverses and the stop-word bitmap, built on first use."""
+    if not _tables:
+        base = np.empty(_CHUNK_BYTES + 1, dtype=np.uint64)
+        base[0] = 1
+        base[1:] = _P
+        _tables["pow"] = np.multiply.accumulate(base)  # wraps modulo 2**64, as the hash does
+        base[1:] = pow(_P, -1, 1 << 64)
+        _tables["inv"] = np.multiply.accumulate(base)
+        stop = np.zeros(1 << _STOP_BITS, dtype=bool)
+        hashes = np.array([_py_hash(w) for w in STOP_WORDS], dtype=np.uint64)
+        stop[(hashes * _MIX_STOP) >> np.uint64(64 - _STOP_BITS)] = True
+        _tables["stop"] = stop
+    return _tables[name]
 
 
-def _features(chunk: str) -> tuple[int, ...]:
-    out = []
-    for word in _TOKEN.findall(chunk.lower()):
-        if word[0].isdigit():
-            word = word.replace(",", "")
-            if len(word) < 2:
-                continue
-        elif len(word) < 2 or word in STOP_WORDS:
-            continue
-        out.append(int(murmurhash3_32(_stem(word), positive=True)) & (N_FEATURES - 1))
-    return tuple(out)
+def _report_fields(title: str, text: str, lead_chars: int) -> tuple[bytes, bytes]:
+    return title[:TITLE_CHARS].encode(), text[:lead_chars].encode()
 
 
-def _learn(chunks: list[str]) -> None:
-    if len(_MEMO) >= _MEMO_MAX:
-        _MEMO.clear()
-        _EXTRA.clear()
-    for chunk in set(chunks).difference(_MEMO):
-        found = _features(chunk)
-        if not found:
-            _MEMO[chunk] = _NONE
-        elif len(found) == 1:
-            _MEMO[chunk] = found[0]
-        else:
-            _MEMO[chunk] = found[0] | _MORE
-            _EXTRA[chunk] = found[1:]
+def _tokens(fields: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, feature, flag code) of every kept word of the reports, in order; fields = title, lead, ..."""
+    lengths = np.fromiter(map(len, fields), dtype=np.int64, count=len(fields)) + 1
+    doc_end = np.cumsum(lengths[0::2] + lengths[1::2])
+    rows, feats, codes = [], [], []
+    first = 0
+    while first < doc_end.size:  # whole reports per chunk, up to _CHUNK_BYTES (a report is far smaller)
+        before = doc_end[first - 1] if first else 0
+        last = max(int(np.searchsorted(doc_end, before + _CHUNK_BYTES, side="right")), first + 1)
+        r, f, c = _chunk_tokens(fields[2 * first : 2 * last], lengths[2 * first : 2 * last])
+        rows.append(r + first)
+        feats.append(f)
+        codes.append(c)
+        first = last
+    return np.concatenate(rows), np.concatenate(feats), np.concatenate(codes)
 
 
-def _chunk_features(chunks: list[str]) -> np.ndarray:
-    codes = list(map(_MEMO.get, chunks))  # C-level loop: the common case is all hits
-    if None in codes:
-        _learn(chunks)
-        codes = list(map(_MEMO.__getitem__, chunks))
-    return np.array(codes, dtype=np.int64)
+def _chunk_tokens(fields: list[bytes], lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    buf = np.frombuffer(b"\n".join(fields) + b"\n", dtype=np.uint8)
+    field_start = np.zeros(lengths.size, dtype=np.int64)
+    np.cumsum(lengths[:-1], out=field_start[1:])
+    cls = _CLASS[buf]
+    # UTF-8 punctuation is not part of a word: U+2000-U+206F (dashes, curly quotes, ellipsis, thin spaces)
+    # and U+00A0-U+00BF (no-break space, guillemets) — otherwise "Houthis’" would be one unknown word.
+    at = np.flatnonzero(buf[:-2] == 0xE2)
+    at = at[(buf[at + 1] == 0x80) | (buf[at + 1] == 0x81)]
+    cls[at] = cls[at + 1] = cls[at + 2] = 0
+    at = np.flatnonzero(buf[:-1] == 0xC2)
+    at = at[buf[at + 1] >= 0xA0]
+    cls[at] = cls[at + 1] = 0
+    # "150,000" and "2.5" are one number.
+    at = np.flatnonzero((buf[1:-1] == ord(",")) | (buf[1:-1] == ord("."))) + 1
+    at = at[(cls[at - 1] == _DIGIT) & (cls[at + 1] == _DIGIT)]
+    cls[at] = _DIGIT
+    # Words are runs of one class: "F-16" is "f", "16"; "Hwasong18" is "hwasong", "18".
+    padded = np.concatenate([np.zeros(1, np.int8), cls, np.zeros(1, np.int8)])
+    change = np.flatnonzero(padded[1:] != padded[:-1])
+    starts, ends = change[padded[change + 1] != 0], change[padded[change] != 0]
+    kind = cls[starts]
+    size = ends - starts
 
+    lower = _LOWER[buf]
+    power, inverse = _table("pow"), _table("inv")
+    prefix = np.zeros(buf.size + 1, dtype=np.uint64)
+    np.cumsum((lower + np.uint64(1)) * power[: buf.size], out=prefix[1:])  # wraps modulo 2**64
 
-def terms(title: str, text: str) -> list[int]:
-    """The features of one report: the hashed words of its title and lead, stop words out.
+    def span_hash(s: np.ndarray, e: np.ndarray) -> np.ndarray:
+        return (prefix[e] - prefix[s]) * inverse[s]  # sum of (byte + 1) * P**(position in the word)
 
-    Unigrams only: measured on news_dev, bigrams of paraphrased reports rarely match and only dilute the
-    vector (pairwise F1 0.56 with bigrams and the title counted twice, 0.61 without).
-    """
-    counts = _count_matrix([_report_text(title, text)])
-    return np.repeat(counts.indices, counts.data.astype(np.int64)).tolist()
+    raw = span_hash(starts, ends)
+    letter = kind == _LETTER
+    stop = _table("stop")[(raw * _MIX_STOP) >> np.uint64(64 - _STOP_BITS)]
+    keep = (size >= 2) & ~(letter & stop)
+    starts, ends, kind, size, raw, letter = (a[keep] for a in (starts, ends, kind, size, raw, letter))
 
+    # Plural folding only: cheap, and enough for "cables"/"cable", "Houthis"/"Houthi", "militaries".
+    last = lower[ends - 1]
+    ies = letter & (size > 4) & (last == ord("s")) & (lower[ends - 2] == ord("e")) & (lower[ends - 3] == ord("i"))
+    plural = letter & ~ies & (size > 3) & (last == ord("s")) & ~_NOT_PLURAL[lower[ends - 2]]
+    stem = raw.copy()
+    stem[plural] = span_hash(starts[plural], ends[plural] - 1)
+    s, e = starts[ies], ends[ies] - 3
+    stem[ies] = span_hash(s, e) + np.uint64(ord("y") + 1) * power[e - s]
+    feature = ((stem * _MIX_FEATURE) >> np.uint64(64 - N_FEATURES.bit_length() + 1)).astype(np.int64)
 
-def _report_text(title: str, text: str) -> str:
-    return f"{title} {text[:LEAD_CHARS]}"
-
-
-def _count_matrix(texts: list[str]) -> sp.csr_matrix:
-    """Term counts of many texts at once; every loop here runs in C (str.split, map, dict.get, fromiter)."""
-    # Millions of short-lived lists would trigger the cyclic garbage collector again and again, each pass
-    # walking every live object: measured as most of the cost of a 100,000-item batch. Nothing here
-    # makes cycles, so the collector waits until the batch is counted.
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return _count_matrix_inner(texts)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-
-
-def _count_matrix_inner(texts: list[str]) -> sp.csr_matrix:
-    split = list(map(str.split, texts))
-    per_text = np.fromiter(map(len, split), dtype=np.int64, count=len(split))
-    chunks = list(chain.from_iterable(split))
-    codes = _chunk_features(chunks)
-    rows = np.repeat(np.arange(len(texts), dtype=np.int64), per_text)
-    more = np.flatnonzero(codes >= _MORE)
-    extra_rows: list[int] = []
-    extra_cols: list[int] = []
-    for at in more.tolist():  # the few compound chunks: their other words
-        found = _EXTRA.get(chunks[at], ())
-        extra_rows.extend([int(rows[at])] * len(found))
-        extra_cols.extend(found)
-    codes[more] -= _MORE
-    keep = codes >= 0
-    cols, rows = codes[keep], rows[keep]
-    if extra_rows:  # rare: merge the compound words' extra features back in row order
-        rows = np.concatenate([rows, np.asarray(extra_rows, dtype=np.int64)])
-        cols = np.concatenate([cols, np.asarray(extra_cols, dtype=np.int64)])
-        order = np.argsort(rows, kind="stable")
-        rows, cols = rows[order], cols[order]
-    indptr = np.zeros(len(texts) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=len(texts)), out=indptr[1:])
-    counts = sp.csr_matrix(
-        (np.ones(cols.size), cols.astype(np.int32), indptr), shape=(len(texts), N_FEATURES)
+    field = np.searchsorted(field_start, starts, side="right") - 1
+    row = field >> 1
+    in_title = (field & 1) == 0
+    # A name: a capital that does not merely start a sentence (or the headline, or the lead).
+    capital = letter & (buf[starts] >= ord("A")) & (buf[starts] <= ord("Z"))
+    opens = (starts == field_start[field]) | (
+        (buf[starts - 1] == ord(" ")) & _SENTENCE_END[buf[np.maximum(starts - 2, 0)]]
     )
-    counts.sum_duplicates()  # sorts each row and turns repeats into term counts
+    name = capital & ~opens
+    # Headlines In Title Case capitalise every word: there, a capital says nothing.
+    title_words = np.bincount(row[in_title & letter], minlength=row[-1] + 1 if row.size else 0)
+    title_caps = np.bincount(row[in_title & capital], minlength=title_words.size)
+    title_case = title_caps > 0.6 * np.maximum(title_words, 1)
+    name &= ~(in_title & title_case[row])
+    code = 1 + _TITLE * in_title + _NAME * name + _NUMBER * (kind == _DIGIT)
+    return row, feature, code.astype(np.int64)
+
+
+def _count_matrix(fields: list[bytes]) -> sp.csr_matrix:
+    """Per report and term: the count, how often in the headline, as a name, as a number (packed)."""
+    n_docs = len(fields) // 2
+    if n_docs == 0:
+        return sp.csr_matrix((0, N_FEATURES), dtype=np.int64)
+    row, feature, code = _tokens(fields)
+    indptr = np.zeros(n_docs + 1, dtype=np.int64)
+    np.cumsum(np.bincount(row, minlength=n_docs), out=indptr[1:])
+    counts = sp.csr_matrix((code, feature.astype(np.int32), indptr), shape=(n_docs, N_FEATURES))
+    counts.sum_duplicates()  # sorts each row and adds up the codes of repeated terms
     return counts
+
+
+def terms(title: str, text: str, lead_chars: int = DEFAULT_WEIGHTING.lead_chars) -> list[int]:
+    """The features of one report: the hashed words of its title and lead, stop words out."""
+    counts = _count_matrix(list(_report_fields(title, text, lead_chars)))
+    return np.repeat(counts.indices, counts.data & _FIELD).tolist()
 
 
 def _utc_seconds(when: datetime) -> int:
@@ -270,14 +275,23 @@ class _Rows:
         )
 
 
+_ROW_BITS = 32  # a posting is (key << 32) | row, one int64, so one sorted array is the inverted index
+
+
 class StoryIndex:
     """Assigns each item to a story: the story of its most similar earlier report within the window."""
 
-    def __init__(self, window: timedelta = timedelta(days=3), threshold: float = DEFAULT_THRESHOLD) -> None:
+    def __init__(
+        self,
+        window: timedelta = timedelta(days=3),
+        threshold: float = DEFAULT_THRESHOLD,
+        weighting: Weighting = DEFAULT_WEIGHTING,
+    ) -> None:
         if not 0.0 < threshold <= 1.0:
             raise ValueError(f"StoryIndex threshold is {threshold}: use a cosine similarity in (0, 1]")
         self.window = window
         self.threshold = threshold
+        self.weighting = weighting
         self._window_s = int(window.total_seconds())
         self._reset()
 
@@ -287,8 +301,7 @@ class StoryIndex:
         self._ids: list[str] = []
         self._stories: list[str] = []
         self._published = np.zeros(0, dtype=np.int64)
-        self._keys: list[np.ndarray] = []  # per row: its candidate keys (kept for rebuilding on prune)
-        self._postings: dict[int, list[int]] = {}
+        self._postings = np.zeros(0, dtype=np.int64)  # sorted (key << 32) | row, KEYS_PER_ITEM per row
         self._row_of: dict[str, int] = {}
         self._pending: list[tuple[str, str, str, str, datetime]] = []
 
@@ -323,7 +336,7 @@ class StoryIndex:
             batch = [items[p] for p in fresh]
             stories = self._insert(
                 [i.id for i in batch],
-                [_report_text(i.title, i.text) for i in batch],
+                self._fields([(i.title, i.text) for i in batch]),
                 np.array([_utc_seconds(i.published) for i in batch], dtype=np.int64),
                 None,
             )
@@ -342,27 +355,25 @@ class StoryIndex:
         keep = np.flatnonzero(self._published >= _utc_seconds(now) - self._window_s)
         if keep.size == len(self._ids):
             return
-        old = self._rows.matrix()
-        kept = old[keep]
+        kept = self._rows.matrix()[keep]
+        renumber = np.full(len(self._ids), -1, dtype=np.int64)
+        renumber[keep] = np.arange(keep.size)
+        old_rows = renumber[self._postings & ((1 << _ROW_BITS) - 1)]
+        postings = ((self._postings >> _ROW_BITS) << _ROW_BITS | old_rows)[old_rows >= 0]
         ids = [self._ids[k] for k in keep]
         stories = [self._stories[k] for k in keep]
-        keys = [self._keys[k] for k in keep]
         published = self._published[keep]
-        counts = self._row_df_counts(kept)
         self._reset()
-        self._df = counts
+        self._df = np.bincount(kept.indices, minlength=N_FEATURES).astype(np.int32)
         self._rows.append(kept)
-        self._ids, self._stories, self._keys, self._published = ids, stories, keys, published
+        self._ids, self._stories, self._published, self._postings = ids, stories, published, postings
         self._row_of = {item_id: row for row, item_id in enumerate(ids)}
-        for row, row_keys in enumerate(keys):
-            for key in row_keys.tolist():
-                self._postings.setdefault(key, []).append(row)
 
     # --- internals --------------------------------------------------------------------------------
 
-    @staticmethod
-    def _row_df_counts(rows: sp.csr_matrix) -> np.ndarray:
-        return np.bincount(rows.indices, minlength=N_FEATURES).astype(np.int32)
+    def _fields(self, reports: list[tuple[str, str]]) -> list[bytes]:
+        lead = self.weighting.lead_chars
+        return [field for title, text in reports for field in _report_fields(title, text, lead)]
 
     def _flush_known(self) -> None:
         if not self._pending:
@@ -377,28 +388,30 @@ class StoryIndex:
         if unique:
             self._insert(
                 [e[0] for e in unique],
-                [_report_text(e[2], e[3]) for e in unique],
+                self._fields([(e[2], e[3]) for e in unique]),
                 np.array([_utc_seconds(e[4]) for e in unique], dtype=np.int64),
                 [e[1] for e in unique],
             )
 
-    def _vectorise(self, texts: list[str]) -> sp.csr_matrix:
-        counts = _count_matrix(texts)
-        self._df += self._row_df_counts(counts)
+    def _vectorise(self, fields: list[bytes]) -> sp.csr_matrix:
+        counts = _count_matrix(fields)
+        self._df += np.bincount(counts.indices, minlength=N_FEATURES).astype(np.int32)
         n_docs = len(self._ids) + counts.shape[0]
         idf = np.log((1.0 + n_docs) / (1.0 + self._df[counts.indices])) + 1.0
-        data = (1.0 + np.log(counts.data)) * idf
-        norms = np.sqrt(np.add.reduceat(data * data, counts.indptr[:-1])) if counts.nnz else np.zeros(0)
+        code = counts.data
+        w = self.weighting
+        data = (1.0 + np.log(code & _FIELD)) * idf
+        data *= 1.0 + w.title * ((code >> 10) & _FIELD > 0)
+        data *= 1.0 + w.name * ((code >> 20) & _FIELD > 0) + w.number * (code >= _NUMBER)
         lengths = np.diff(counts.indptr)
-        row_norm = np.zeros(counts.shape[0])
-        has = lengths > 0
-        row_norm[has] = norms[has]
-        data /= np.repeat(np.where(row_norm > 0, row_norm, 1.0), lengths)
+        norms = np.sqrt(np.bincount(np.repeat(np.arange(lengths.size), lengths), data * data, lengths.size))
+        data /= np.repeat(np.where(norms > 0, norms, 1.0), lengths)
         return sp.csr_matrix((data.astype(np.float32), counts.indices, counts.indptr), shape=counts.shape)
 
     @staticmethod
-    def _top_keys(x: sp.csr_matrix) -> list[np.ndarray]:
-        """Each row's few highest-weight features: rare, specific terms that paraphrases still share."""
+    def _top_keys(x: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each row's few highest-weight terms (rare, specific terms that paraphrases still share):
+        (row, key, rank in the row), grouped by row, strongest first."""
         lengths = np.diff(x.indptr)
         row = np.repeat(np.arange(x.shape[0], dtype=np.int64), lengths)
         # One integer sort: row in the high bits, descending weight (weights are in [0, 1]) in the low ones.
@@ -406,33 +419,33 @@ class StoryIndex:
         order = np.argsort(sort_key)
         rank = np.arange(x.nnz) - np.repeat(x.indptr[:-1], lengths)
         top = order[rank < KEYS_PER_ITEM]  # order is grouped by row, so rank is the rank in the row
-        keys = x.indices[top]
-        bounds = np.minimum(lengths, KEYS_PER_ITEM).cumsum()
-        return np.split(keys, bounds[:-1])
+        return row[top], x.indices[top].astype(np.int64), rank[rank < KEYS_PER_ITEM]
 
     def _insert(
         self,
         ids: list[str],
-        texts: list[str],
+        fields: list[bytes],
         published: np.ndarray,
         known_stories: list[str] | None,
     ) -> list[str]:
         base = len(self._ids)
-        x = self._vectorise(texts)
-        keys = self._top_keys(x)
+        x = self._vectorise(fields)
+        row, key, rank = self._top_keys(x)
+        row += base
         self._rows.append(x)
         self._published = np.concatenate([self._published, published])
-        self._keys.extend(keys)
         self._ids.extend(ids)
-        for offset, item_id in enumerate(ids):
-            self._row_of[item_id] = base + offset
+        self._row_of.update(zip(ids, range(base, base + len(ids)), strict=True))
+        new_postings = np.sort((key << _ROW_BITS) | row)
 
         if known_stories is not None:  # warm start: the stories were decided before; only index them
             self._stories.extend(known_stories)
-            self._post(base, keys)
+            self._postings = _merge_sorted(self._postings, new_postings)
             return known_stories
 
-        best = self._best_matches(base, keys, published)
+        query = rank < QUERY_KEYS
+        best = self._best_matches(base, row[query], key[query], new_postings, published)
+        self._postings = _merge_sorted(self._postings, new_postings)
         stories: list[str] = []
         for offset, item_id in enumerate(ids):
             match = int(best[offset])
@@ -446,53 +459,46 @@ class StoryIndex:
         self._stories.extend(stories)
         return stories
 
-    def _post(self, base: int, keys: list[np.ndarray]) -> None:
-        postings = self._postings
-        for offset, row_keys in enumerate(keys):
-            row = base + offset
-            for key in row_keys.tolist():
-                postings.setdefault(key, []).append(row)
-
-    def _best_matches(self, base: int, keys: list[np.ndarray], published: np.ndarray) -> np.ndarray:
+    def _best_matches(
+        self, base: int, q_row: np.ndarray, q_key: np.ndarray, new_postings: np.ndarray, published: np.ndarray
+    ) -> np.ndarray:
         """For each new row (base + offset), the earlier row it is most similar to, or -1."""
-        n_new = len(keys)
+        n_new = published.size
         best = np.full(n_new, -1, dtype=np.int64)
-        # Candidate generation: walk the batch in order so each item only sees earlier ones.
-        counts: list[int] = []
-        dst: list[int] = []
-        postings = self._postings
-        cap = POSTINGS_PER_KEY
-        for offset, row_keys in enumerate(keys):
-            row = base + offset
-            before = len(dst)
-            for rank, key in enumerate(row_keys.tolist()):
-                posting = postings.get(key)
-                if posting is None:
-                    postings[key] = [row]
-                else:
-                    if rank < QUERY_KEYS:
-                        dst.extend(posting[-cap:])
-                    posting.append(row)
-            counts.append(len(dst) - before)
-        if not dst:
+        # Candidates: for each query key, the POSTINGS_PER_KEY most recent earlier rows posting that key,
+        # from the window (all earlier) and from the batch itself (rows before the querying one).
+        code = (q_key << _ROW_BITS) | q_row
+        src_parts, dst_parts = [], []
+        for postings, lookup in (
+            (self._postings, (q_key << _ROW_BITS) | ((1 << _ROW_BITS) - 1)),  # every stored row is earlier
+            (new_postings, code),  # the batch: the rows before the querying one
+        ):
+            if postings.size == 0:
+                continue
+            end = np.searchsorted(postings, lookup, side="left")
+            for back in range(1, POSTINGS_PER_KEY + 1):
+                at = end - back
+                ok = at >= 0
+                hit = postings[np.maximum(at, 0)]
+                ok &= (hit >> _ROW_BITS) == q_key
+                src_parts.append(q_row[ok] - base)
+                dst_parts.append(hit[ok] & ((1 << _ROW_BITS) - 1))
+        if not src_parts:
             return best
-        pair_src = np.repeat(np.arange(n_new, dtype=np.int64), counts)
-        pair_dst = np.fromiter(dst, dtype=np.int64, count=len(dst))
+        pair_src, pair_dst = np.concatenate(src_parts), np.concatenate(dst_parts)
         # Same time window only.
-        all_published = self._published
-        close = np.abs(all_published[pair_dst] - published[pair_src]) <= self._window_s
+        close = np.abs(self._published[pair_dst] - published[pair_src]) <= self._window_s
         pair_src, pair_dst = pair_src[close], pair_dst[close]
         if pair_src.size == 0:
             return best
         # Count shared keys per pair; keep the candidates sharing most keys.
-        code = pair_src * (base + n_new) + pair_dst
-        code, shared = np.unique(code, return_counts=True)
-        pair_src, pair_dst = code // (base + n_new), code % (base + n_new)
+        total = base + n_new
+        pair, shared = np.unique(pair_src * total + pair_dst, return_counts=True)
+        pair_src, pair_dst = pair // total, pair % total
         order = np.lexsort((-shared, pair_src))
         pair_src, pair_dst = pair_src[order], pair_dst[order]
         starts = np.searchsorted(pair_src, pair_src, side="left")
-        place = np.arange(pair_src.size) - starts
-        keep = place < CANDIDATES_PER_ITEM
+        keep = np.arange(pair_src.size) - starts < CANDIDATES_PER_ITEM
         pair_src, pair_dst = pair_src[keep], pair_dst[keep]
         # Exact cosine for the remaining pairs, in chunks.
         matrix = self._rows.matrix()
@@ -515,6 +521,12 @@ class StoryIndex:
         return best
 
 
+def _merge_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if a.size == 0:
+        return b
+    return np.insert(a, np.searchsorted(a, b), b)
+
+
 def pairwise_scores(predicted: Sequence[str], truth: Sequence[str]) -> tuple[float, float, float]:
     """Pairwise precision, recall and F1 of "same story" against "same event" (a clustering metric)."""
 
@@ -530,4 +542,12 @@ def pairwise_scores(predicted: Sequence[str], truth: Sequence[str]) -> tuple[flo
     return precision, recall, f1
 
 
-__all__ = ["DEFAULT_THRESHOLD", "STOP_WORDS", "StoryIndex", "pairwise_scores", "terms"]
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "DEFAULT_WEIGHTING",
+    "STOP_WORDS",
+    "StoryIndex",
+    "Weighting",
+    "pairwise_scores",
+    "terms",
+]
