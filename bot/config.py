@@ -76,7 +76,7 @@ class FetchConfig(Section):
 
 
 class StoriesConfig(Section):
-    window: Duration = timedelta(days=3)
+    window: Duration = timedelta(days=7)
     similarity: float | None = Field(default=None, gt=0, le=1)
 
 

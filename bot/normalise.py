@@ -32,10 +32,12 @@ def item_id(canonical_url: str | None, guid: str | None) -> str:
 def _published(value: datetime | None, fetched: datetime) -> datetime:
     if value is None:
         return fetched
-    if value.tzinfo is None or value.utcoffset() is None:
-        value = value.replace(tzinfo=UTC)  # a date without a zone: UTC is the least-wrong reading
-    else:
-        value = value.astimezone(UTC)
+    # fastfeedparser's dates are already UTC (it hands out ISO strings in +00:00): nothing to convert.
+    if value.tzinfo is not UTC:
+        if value.tzinfo is None or value.utcoffset() is None:
+            value = value.replace(tzinfo=UTC)  # a date without a zone: UTC is the least-wrong reading
+        else:
+            value = value.astimezone(UTC)
     if value > fetched + MAX_FUTURE or value < MIN_PUBLISHED:
         return fetched
     return value
@@ -43,7 +45,8 @@ def _published(value: datetime | None, fetched: datetime) -> datetime:
 
 def normalise_entry(entry: RawEntry, source: str, fetched: datetime) -> Item | None:
     """The Item for one feed entry, or None when it has neither a title nor a link (nothing to show)."""
-    fetched = fetched.replace(tzinfo=UTC) if fetched.tzinfo is None else fetched.astimezone(UTC)
+    if fetched.tzinfo is not UTC:
+        fetched = fetched.replace(tzinfo=UTC) if fetched.tzinfo is None else fetched.astimezone(UTC)
     title = html_to_text(entry.title)
     url = canonical_url(entry.link)
     if not title and not url:
@@ -56,13 +59,6 @@ def normalise_entry(entry: RawEntry, source: str, fetched: datetime) -> Item | N
     # Neither link nor guid (seen in title-only "breaking" feeds): the title within its source is the
     # best identity left; it keeps a re-poll of the same feed from minting a new item.
     ident = item_id(url, guid) if url or guid else item_id(None, f"title:{source}:{title}")
-    return Item(
-        id=ident,
-        url=url,
-        title=title,
-        text=text,
-        published=_published(entry.published, fetched),
-        source=source,
-        guid=guid,
-        fetched=fetched,
-    )
+    # Positional: keyword arguments made this frozen dataclass's construction ~2x slower (bench/parse.py).
+    # Order: id, url, title, text, published, source, guid, fetched.
+    return Item(ident, url, title, text, _published(entry.published, fetched), source, guid, fetched)

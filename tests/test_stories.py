@@ -15,12 +15,14 @@ FIXTURES = Path(__file__).parent / "fixtures" / "stories"
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 NEWS_DEV = SHARED / "data" / "news_dev.jsonl"
 
-# Measured with the default threshold (0.25) on news_dev.jsonl; the floors sit a little below.
-# No window: similarity alone. 3-day window: what the bot does (recall is capped by the window, since many
-# "same event" reports in the set are days or weeks apart).
+# Measured with the defaults (threshold 0.25, bot.stories.DEFAULT_WEIGHTING) on news_dev.jsonl; the floors
+# sit a little below. No window: similarity alone. 3-day window: the config default. 7-day window: what CV
+# preferred (recall is capped by the window, since many "same event" reports in the set are days or weeks
+# apart). Before the name/number emphasis: no window P 0.433 R 0.840, 3 days P 0.731 R 0.380.
 FLOORS = {
-    "no_window": {"precision": 0.40, "recall": 0.78},  # measured P 0.433, R 0.840, F1 0.571
-    "window_3d": {"precision": 0.68, "recall": 0.34},  # measured P 0.731, R 0.380, F1 0.500
+    "no_window": {"precision": 0.31, "recall": 0.80},  # measured P 0.335, R 0.840, F1 0.479
+    "window_3d": {"precision": 0.66, "recall": 0.40},  # measured P 0.700, R 0.420, F1 0.525
+    "window_7d": {"precision": 0.68, "recall": 0.44},  # measured P 0.719, R 0.460, F1 0.561
 }
 
 
@@ -104,7 +106,12 @@ def _dev_rows() -> list[dict]:
 
 
 @pytest.mark.parametrize(
-    ("setting", "window"), [("no_window", timedelta(days=36500)), ("window_3d", timedelta(days=3))]
+    ("setting", "window"),
+    [
+        ("no_window", timedelta(days=36500)),
+        ("window_3d", timedelta(days=3)),
+        ("window_7d", timedelta(days=7)),
+    ],
 )
 def test_pairwise_precision_recall_on_news_dev(setting: str, window: timedelta) -> None:
     rows = _dev_rows()

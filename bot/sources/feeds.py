@@ -69,6 +69,9 @@ def _looks_like_url(s: str) -> bool:
 def _first_content(entry: Mapping[str, Any]) -> str:
     content = entry.get("content")
     if isinstance(content, list):
+        if len(content) == 1:  # the usual case; `isinstance(c, dict)` first spares the slow ABC check
+            c = content[0]
+            return _str(c.get("value")) if isinstance(c, dict) or isinstance(c, Mapping) else ""
         # Some feeds carry both a text/plain and a text/html content; take the longest, it has the article.
         values = [_str(c.get("value")) for c in content if isinstance(c, Mapping)]
         return max(values, key=len, default="")
@@ -95,18 +98,22 @@ def _struct_date(value: Any) -> datetime | None:
 
 
 def _from_fast(entry: Mapping[str, Any], base: str) -> RawEntry:
-    guid = _str(entry.get("id")) or None
-    link = _absolute(_str(entry.get("link")), base)
+    # Called once per entry of every feed (the hot path): one bound `get`, positional RawEntry arguments.
+    get = entry.get
+    guid = _str(get("id")) or None
+    link = _absolute(_str(get("link")), base)
     if not link and guid and _looks_like_url(guid):
         link = guid  # Atom entries whose only URL is <id> (feedparser does the same)
+    # fastfeedparser gives dates as ISO strings, already in UTC: fromisoformat is the whole parse.
+    published = _iso_date(get("published")) or _iso_date(get("updated"))
     return RawEntry(
-        title=_str(entry.get("title")),
-        link=link,
-        guid=guid,
-        summary=_str(entry.get("description")) or _str(entry.get("summary")),
-        content=_first_content(entry),
-        published=_iso_date(entry.get("published")) or _iso_date(entry.get("updated")),
-        author=_str(entry.get("author")),
+        _str(get("title")),  # title
+        link,
+        guid,
+        _str(get("description")) or _str(get("summary")),  # summary
+        _first_content(entry),  # content
+        published,
+        _str(get("author")),  # author
     )
 
 
@@ -178,7 +185,7 @@ def parse_feed(body: bytes, url: str = "", content_type: str | None = None) -> P
         except Exception as exc:  # any failure of the fast path is a reason to try the tolerant one
             fast_error = f"{type(exc).__name__}: {exc}"
         else:
-            if fast.entries and _complete(fast.entries) == len(fast.entries):
+            if fast.entries and all(e.title and e.link for e in fast.entries):
                 return fast
     try:
         slow = _parse_tolerant(body, url, content_type)
