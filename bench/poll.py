@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from bot.config import Config, SourceConfig, StorageConfig, load_config  # noqa: E402
 from bot.items import Item  # noqa: E402
-from bot.pipeline import Runtime, due_sources, fetch_limits, poll_sources  # noqa: E402
+from bot.pipeline import Runtime, due_sources, fetch_limits, parse_pool, poll_sources  # noqa: E402
 from bot.runtime import build_runtime  # noqa: E402
 from bot.sources.fetch import Fetcher, FetchLimits, FetchResult  # noqa: E402
 from bot.sources.poll import FetchRequest, fetch_all, parse_and_normalise  # noqa: E402
@@ -158,13 +159,13 @@ def pipeline_runtime(urls: Sequence[str], db: Path, limits: FetchLimits) -> tupl
 
 
 async def run_pipeline(
-    name: str, rt: Runtime, now: datetime, transport: Literal["aiohttp", "httpcore"]
+    name: str, rt: Runtime, now: datetime, transport: Literal["aiohttp", "httpcore"], pool: Executor | None
 ) -> RunStats:
     """One full poll cycle through the real `poll_sources`: fetch, parse, dedup, stories, score, store."""
     names = due_sources(rt.config, rt.store.source_health(), now)
     wall0, cpu0 = time.perf_counter(), time.process_time()
     async with Fetcher(fetch_limits(rt.config), transport=transport) as fetcher:
-        result = await poll_sources(rt, fetcher, names, now)
+        result = await poll_sources(rt, fetcher, names, now, parse_pool=pool)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     return RunStats(name, result.polled, wall, cpu, result.ingest.new, len(result.failed))
 
@@ -205,9 +206,16 @@ async def run_all(args: argparse.Namespace, port: int, process: ProcessHook = no
                 rt, config = pipeline_runtime(urls, Path(tmp) / f"{transport}.sqlite", limits)
                 t0 = datetime.now(UTC)
                 print(f"pipeline ({transport}) on {args.feeds} feeds ...", flush=True)
-                cold = await run_pipeline(f"pipeline cold [{transport}]", rt, t0, transport)
+                pool = parse_pool(config)
+                if pool is not None:  # start the workers outside the timed region, as a running service has
+                    list(pool.map(abs, range(config.fetch.parse_processes)))
+                cold = await run_pipeline(f"pipeline cold [{transport}]", rt, t0, transport, pool)
                 later = t0 + max(config.interval(s) for s in config.sources) * 1.2
-                cond = await run_pipeline(f"pipeline conditional 304 [{transport}]", rt, later, transport)
+                cond = await run_pipeline(
+                    f"pipeline conditional 304 [{transport}]", rt, later, transport, pool
+                )
+                if pool is not None:
+                    pool.shutdown()
                 items = rt.store.count_items()
                 rt.store.close()
                 rows += [cold, cond]

@@ -73,6 +73,7 @@ class FetchConfig(Section):
     concurrency: int = Field(default=64, ge=1, le=2000)
     per_host: int = Field(default=4, ge=1, le=100)
     max_backoff: Duration = timedelta(hours=6)
+    parse_processes: int = Field(default=1, ge=0, le=64)
 
 
 class StoriesConfig(Section):

@@ -26,13 +26,17 @@ def item_keys(item: Item) -> list[str]:
     return keys
 
 
-def new_items(batch: Sequence[Item], known: Mapping[str, str]) -> tuple[list[Item], dict[str, list[str]]]:
-    """The items of `batch` not seen before (by any key, in the store or earlier in the batch), with keys."""
+def new_items(
+    batch: Sequence[Item], known: Mapping[str, str], batch_keys: Sequence[list[str]] | None = None
+) -> tuple[list[Item], dict[str, list[str]]]:
+    """The items of `batch` not seen before (by any key, in the store or earlier in the batch), with keys.
+
+    `batch_keys`, when given, are `item_keys` of each item of `batch`, already computed by the caller."""
     seen = set(known)
     fresh: list[Item] = []
     keys_of: dict[str, list[str]] = {}
-    for item in batch:
-        keys = item_keys(item)
+    for n, item in enumerate(batch):
+        keys = batch_keys[n] if batch_keys is not None else item_keys(item)
         if any(k in seen for k in keys) or item.id in keys_of:
             continue
         seen.update(keys)

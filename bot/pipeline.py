@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import random
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -67,8 +68,9 @@ def ingest(rt: Runtime, batch: Sequence[Item], now: datetime) -> IngestReport:
 
 def _ingest(rt: Runtime, batch: Sequence[Item], now: datetime) -> IngestReport:
     report = IngestReport(received=len(batch))
-    known = rt.store.known_keys(k for item in batch for k in item_keys(item))
-    fresh, keys = new_items(batch, known)
+    batch_keys = [item_keys(item) for item in batch]
+    known = rt.store.known_keys(k for ks in batch_keys for k in ks)
+    fresh, keys = new_items(batch, known, batch_keys)
     report.new = len(fresh)
     if not fresh:
         return report
@@ -109,6 +111,14 @@ def fetch_limits(config: Config) -> FetchLimits:
         per_host=f.per_host,
         max_concurrency=f.concurrency,
     )
+
+
+def parse_pool(config: Config) -> Executor | None:
+    """Worker processes for feed parsing (CPU-bound: a second core helps), or None to parse in a thread."""
+    if config.fetch.parse_processes <= 0:
+        return None
+    # spawn, not fork: the poller has threads (APScheduler, asyncio.to_thread) that fork would copy mid-state.
+    return ProcessPoolExecutor(config.fetch.parse_processes, mp_context=multiprocessing.get_context("spawn"))
 
 
 def due_sources(config: Config, health: dict[str, SourceHealth], now: datetime) -> list[str]:

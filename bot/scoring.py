@@ -37,11 +37,20 @@ class TopicScorer:
         if not batch:
             return []
         probs = self.models.score([(i.title, i.text) for i in batch])
+        columns = [self._column[t.id] for t in self.topics]
+        ids = [t.id for t in self.topics]
+        probs = np.asarray(probs)[:, columns]
+        thresholds = np.array([t.threshold for t in self.topics])
+        hits = [bool(h) for h in np.asarray(probs >= thresholds).any(axis=1)]
+        rows = probs.tolist()
         out: list[tuple[TopicScore, ...]] = []
-        for row, item in enumerate(batch):
+        # Most items clear no threshold: build their scores without the per-topic rule and explain work.
+        for row, item, hit in zip(rows, batch, hits, strict=True):
+            if not hit:
+                out.append(tuple(TopicScore(tid, p, False) for tid, p in zip(ids, row, strict=True)))
+                continue
             row_scores = []
-            for topic in self.topics:
-                p = float(probs[row, self._column[topic.id]])
+            for topic, p in zip(self.topics, row, strict=True):
                 if p < topic.threshold:
                     row_scores.append(TopicScore(topic.id, p, False))
                     continue

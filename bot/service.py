@@ -20,7 +20,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.config import Config, ConfigError
 from bot.delivery.console import deliver_to_console
-from bot.pipeline import PollReport, Runtime, due_sources, fetch_limits, poll_sources
+from bot.pipeline import PollReport, Runtime, due_sources, fetch_limits, parse_pool, poll_sources
 from bot.reload import ConfigWatcher
 from bot.runtime import build_runtime, story_index
 from bot.scoring import TopicScorer
@@ -43,6 +43,7 @@ class Service:
         self.rt: Runtime = build_runtime(config, clock())
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.fetcher = Fetcher(fetch_limits(config))
+        self.parse_pool = parse_pool(config)
         self.last_refusal: ConfigError | None = None
 
     @property
@@ -57,6 +58,8 @@ class Service:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         await self.fetcher.__aexit__(None, None, None)
+        if self.parse_pool is not None:
+            self.parse_pool.shutdown(wait=False, cancel_futures=True)
         self.rt.store.close()
 
     # -- jobs --------------------------------------------------------------------------------------------
@@ -66,7 +69,7 @@ class Service:
         now = self.clock()
         if name not in due_sources(self.config, self.rt.store.source_health(), now):
             return None
-        report = await poll_sources(self.rt, self.fetcher, [name], now)
+        report = await poll_sources(self.rt, self.fetcher, [name], now, parse_pool=self.parse_pool)
         if report.ingest.alerts:
             await self.deliver()
         return report
@@ -75,7 +78,7 @@ class Service:
         """Every due source at once: `--once`, and the first cycle after start-up."""
         now = self.clock()
         names = due_sources(self.config, self.rt.store.source_health(), now)
-        report = await poll_sources(self.rt, self.fetcher, names, now)
+        report = await poll_sources(self.rt, self.fetcher, names, now, parse_pool=self.parse_pool)
         log.info(
             "cycle polled=%d not_modified=%d failed=%d new=%d flagged=%d alerts=%d",
             report.polled,

@@ -103,6 +103,22 @@ def _is_tracking(name: str) -> bool:
     return n in TRACKING_PARAMS or n.startswith(TRACKING_PREFIXES)
 
 
+class _TrackingNames(dict[str, bool]):
+    """_is_tracking by parameter name, remembered: a site uses a handful of names (`id`, `page`,
+    `utm_source`), and a dict lookup is a fifth of the cost of deciding again. Bounded, because names are
+    whatever a feed writes."""
+
+    def __missing__(self, name: str) -> bool:
+        tracking = _is_tracking(name)
+        if len(self) < 4096:
+            self[name] = tracking
+        return tracking
+
+
+_TRACKING_NAMES = _TrackingNames()
+_WRAPPER_PATHS = frozenset(path for _, path in _WRAPPERS)
+
+
 def _unwrap(scheme: str, host: str, path: str, query: str) -> str | None:
     """The target of a redirect wrapper, or None when the URL is not one."""
     key = host[4:] if host.startswith("www.") else host
@@ -120,7 +136,8 @@ def _unwrap(scheme: str, host: str, path: str, query: str) -> str | None:
 def _canonical_query(query: str) -> str:
     # Work on the raw `name=value` pieces: decoding and re-encoding every value (parse_qsl + urlencode)
     # cost 3x the rest of _canonical_once and buys little.
-    pieces = [p for p in query.split("&") if p and not _is_tracking(p.partition("=")[0])]
+    tracking = _TRACKING_NAMES
+    pieces = [p for p in query.split("&") if p and not tracking[p.partition("=")[0]]]
     pieces.sort()
     return "&".join(pieces)
 
@@ -134,9 +151,10 @@ def _canonical_plain(url: str, m: re.Match[str]) -> tuple[str, str | None]:
         return url, None
     path = path or "/"
     if query:
-        target = _unwrap(scheme, host, path, query)
-        if target is not None:
-            return url, target
+        if path in _WRAPPER_PATHS:
+            target = _unwrap(scheme, host, path, query)
+            if target is not None:
+                return url, target
         query = _canonical_query(query)  # no quoting: the pattern admitted no character that needs it
         if query:
             return f"{scheme}://{host}{path}?{query}", None
@@ -190,6 +208,11 @@ def canonical_url(url: str | None) -> str:
         return ""
     s = url.strip()
     try:
+        m = _PLAIN_URL.match(s)
+        if m is not None:  # the common case, spared the loop below: a plain link that wraps nothing
+            canon, target = _canonical_plain(s, m)
+            if target is None:
+                return canon
         for _ in range(_MAX_UNWRAP + 1):
             canon, target = _canonical_once(s)
             if target is None:

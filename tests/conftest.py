@@ -45,9 +45,8 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     admin = create_engine(PG_URL)
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = open_engine(PG_URL)
-    engine = engine.execution_options(schema_translate_map={None: schema})
-    s = Store(engine)
+    # A schema per test via search_path, so raw driver SQL and Core SQL both land in it.
+    s = Store(open_engine(PG_URL, {"options": f"-csearch_path={schema}"}))
     s.create()
     try:
         yield s
