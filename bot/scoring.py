@@ -7,6 +7,7 @@ flagged items (they cost a per-item pass) and for `explain`, where they are aske
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 
@@ -41,7 +42,8 @@ class TopicScorer:
         ids = [t.id for t in self.topics]
         probs = np.asarray(probs)[:, columns]
         thresholds = np.array([t.threshold for t in self.topics])
-        hits = [bool(h) for h in np.asarray(probs >= thresholds).any(axis=1)]
+        over: np.ndarray = np.asarray(probs >= thresholds)
+        hits = cast(list[bool], over.any(axis=1).tolist())
         rows = probs.tolist()
         out: list[tuple[TopicScore, ...]] = []
         # Most items clear no threshold: build their scores without the per-topic rule and explain work.
