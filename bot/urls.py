@@ -166,6 +166,11 @@ def _canonical_once(url: str) -> tuple[str, str | None]:
     m = _PLAIN_URL.match(url)
     if m is not None:
         return _canonical_plain(url, m)
+    return _canonical_general(url)
+
+
+def _canonical_general(url: str) -> tuple[str, str | None]:
+    """_canonical_once for any string, through urllib (tests hold _canonical_plain to its results)."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").rstrip(".")  # hostname is lower-cased by urlsplit

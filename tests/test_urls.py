@@ -2,7 +2,7 @@
 
 import pytest
 
-from bot.urls import canonical_url
+from bot.urls import _PLAIN_URL, _canonical_general, _canonical_plain, canonical_url
 
 
 @pytest.mark.parametrize(
@@ -59,3 +59,67 @@ def test_garbage_never_raises(junk: str) -> None:
 
 def test_none_is_empty() -> None:
     assert canonical_url(None) == ""
+
+
+# The plain-URL fast path must give exactly what the urllib path gives. Parts are combined exhaustively
+# (scheme case, hosts incl. wrapper hosts and a trailing dot, paths, queries with tracking and encoded
+# names, fragments); every combination the fast path accepts is compared with _canonical_general.
+_SCHEMES = ["http://", "HTTPS://", "hTTps://"]
+_HOSTS = [
+    "e.com",
+    "Example.COM",
+    "www.google.com",
+    "l.facebook.com",
+    "news.google.com",
+    "a_b.example",
+    "ex.com.",
+    "...",
+]
+_PATHS = ["", "/", "/A/b", "/url", "/l.php", "/news/url", "/%C3%A9", "/a:b@c", "/!$&'()*+,;=~._-", "//x/"]
+_QUERIES = [
+    "",
+    "?",
+    "?b=2&a=1",
+    "?utm_source=rss&id=7",
+    "?UTM_Campaign=x&fbclid=1",
+    "?utm%5Fsource=1&x",
+    "?a+b=1&=&&",
+    "?url=https://t.com/z?id=1&ct=1",
+    "?u=https%3A%2F%2Fy.com%2Fb%3Ffbclid%3D1",
+    "?q=notaurl",
+]
+_FRAGMENTS = ["", "#", "#top", "#a?b#c"]
+
+
+@pytest.mark.parametrize("scheme", _SCHEMES)
+@pytest.mark.parametrize("host", _HOSTS)
+def test_plain_url_path_matches_general_path(scheme: str, host: str) -> None:
+    compared = 0
+    for path in _PATHS:
+        for query in _QUERIES:
+            for fragment in _FRAGMENTS:
+                url = scheme + host + path + query + fragment
+                m = _PLAIN_URL.match(url)
+                if m is None:
+                    continue
+                compared += 1
+                assert _canonical_plain(url, m) == _canonical_general(url), url
+    assert compared == len(_PATHS) * len(_QUERIES) * len(_FRAGMENTS)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://e.com:8443/a",  # port
+        "https://user@e.com/a",  # userinfo
+        "https://[::1]/a",  # IPv6
+        "https://e.com/a b",  # needs quoting
+        "https://e.com/café",
+        "https://bücher.example/",
+        "https://e.com/a?x=<y>",
+        "https://e.com/a\tb",
+        "ftp://e.com/a",
+    ],
+)
+def test_urls_the_fast_path_leaves_to_urllib(url: str) -> None:
+    assert _PLAIN_URL.match(url) is None
