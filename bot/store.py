@@ -25,6 +25,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
     Text,
@@ -237,6 +238,27 @@ def _insert_ignore(conn: Connection, table: Table, rows: Sequence[Mapping[str, A
                     )
         params = [tuple(r[c] for c in columns) for r in rows]
     conn.exec_driver_sql(sql, params)
+
+
+def _alert_query() -> Select[Any]:
+    """Alerts with what rendering needs: the item, its score and why, and the story's outlets."""
+    return (
+        select(
+            alerts,
+            items.c.title,
+            items.c.url,
+            items.c.source,
+            items.c.published,
+            items.c.summary,
+            scores.c.score,
+            scores.c.why,
+            stories.c.sources.label("story_sources"),
+        )
+        .join(items, items.c.id == alerts.c.item_id)
+        .join(stories, stories.c.id == alerts.c.story_id)
+        .outerjoin(scores, (scores.c.item_id == alerts.c.item_id) & (scores.c.topic == alerts.c.topic))
+        .order_by(alerts.c.created, items.c.published, alerts.c.id)
+    )
 
 
 def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -482,32 +504,10 @@ class Store:
     # -- outbox ----------------------------------------------------------------------------------------
 
     def due_alerts(self, now: datetime, limit: int = 100) -> list[StoredAlert]:
+        """Pending alerts whose time has come, oldest first."""
+        query = _alert_query().where(alerts.c.status == "pending", alerts.c.next_attempt <= now).limit(limit)
         with self.engine.connect() as conn:
-            rows = (
-                conn.execute(
-                    select(
-                        alerts,
-                        items.c.title,
-                        items.c.url,
-                        items.c.source,
-                        items.c.published,
-                        items.c.summary,
-                        scores.c.score,
-                        scores.c.why,
-                        stories.c.sources.label("story_sources"),
-                    )
-                    .join(items, items.c.id == alerts.c.item_id)
-                    .join(stories, stories.c.id == alerts.c.story_id)
-                    .outerjoin(
-                        scores, (scores.c.item_id == alerts.c.item_id) & (scores.c.topic == alerts.c.topic)
-                    )
-                    .where(alerts.c.status == "pending", alerts.c.next_attempt <= now)
-                    .order_by(alerts.c.created, items.c.published, alerts.c.id)
-                    .limit(limit)
-                )
-                .mappings()
-                .all()
-            )
+            rows = conn.execute(query).mappings().all()
         return [self._stored_alert(dict(r)) for r in rows]
 
     @staticmethod
@@ -554,28 +554,10 @@ class Store:
     # -- queries ---------------------------------------------------------------------------------------
 
     def alerts_for(self, status: str | None = None) -> list[StoredAlert]:
+        query = _alert_query()
+        if status:
+            query = query.where(alerts.c.status == status)
         with self.engine.connect() as conn:
-            query = (
-                select(
-                    alerts,
-                    items.c.title,
-                    items.c.url,
-                    items.c.source,
-                    items.c.published,
-                    items.c.summary,
-                    scores.c.score,
-                    scores.c.why,
-                    stories.c.sources.label("story_sources"),
-                )
-                .join(items, items.c.id == alerts.c.item_id)
-                .join(stories, stories.c.id == alerts.c.story_id)
-                .outerjoin(
-                    scores, (scores.c.item_id == alerts.c.item_id) & (scores.c.topic == alerts.c.topic)
-                )
-                .order_by(alerts.c.created, items.c.published, alerts.c.id)
-            )
-            if status:
-                query = query.where(alerts.c.status == status)
             rows = conn.execute(query).mappings().all()
         return [self._stored_alert(dict(r)) for r in rows]
 
