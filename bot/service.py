@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.config import Config, ConfigError
 from bot.delivery.console import deliver_to_console
+from bot.delivery.slack import SlackDelivery, slack_client
 from bot.pipeline import PollReport, Runtime, due_sources, fetch_limits, parse_pool, poll_sources
 from bot.reload import ConfigWatcher
 from bot.runtime import build_runtime, story_index
@@ -45,6 +47,19 @@ class Service:
         self.fetcher = Fetcher(fetch_limits(config))
         self.parse_pool = parse_pool(config)
         self.last_refusal: ConfigError | None = None
+        token = os.environ.get("SLACK_BOT_TOKEN")
+        self.slack: SlackDelivery | None = None
+        if token:
+            self.slack = SlackDelivery(
+                client=slack_client(token),
+                store=self.rt.store,
+                topic_title=self._topic_title,
+                clock=clock,
+            )
+
+    def _topic_title(self, topic_id: str) -> str:
+        topic = self.config.topic(topic_id)
+        return topic.title if topic else topic_id
 
     @property
     def config(self) -> Config:
@@ -91,13 +106,17 @@ class Service:
         return report
 
     async def deliver(self) -> int:
+        """Drain the outbox: Slack destinations to Slack (to the console without a token), console ones there."""
         rt = self.rt
 
         def accept(destination: str) -> bool:
-            # Slack and Teams delivery arrive with their own notifiers; until a token is set, console.
             return destination == "console" or (rt.console_fallback and destination.startswith("slack:"))
 
-        return await asyncio.to_thread(deliver_to_console, rt.store, rt.config, self.clock(), None, accept)
+        sent = await asyncio.to_thread(deliver_to_console, rt.store, rt.config, self.clock(), None, accept)
+        if self.slack is not None:
+            report = await self.slack.deliver_due()
+            sent += report.sent + report.found_posted
+        return sent
 
     async def check_config(self) -> Config | ConfigError | None:
         """Apply an edited config.toml, or refuse it with the reasons and keep the running one."""

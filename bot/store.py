@@ -145,6 +145,9 @@ alerts = Table(
     Column("sent_at", UTCDateTime),
     Column("remote_ref", Text),
     Column("last_error", Text),
+    # Set when a send may have reached the destination without us learning so (a timeout after the request
+    # went out, a crash before recording): the next attempt looks for the message before posting again.
+    Column("uncertain", Boolean, nullable=False, default=False),
     UniqueConstraint("topic", "destination", "story_id", name="uq_alert_story"),
     Index("ix_alerts_due", "status", "next_attempt"),
 )
@@ -167,6 +170,9 @@ class StoredAlert:
     score: float
     why: dict[str, Any]
     n_sources: int
+    uncertain: bool = False
+    last_error: str | None = None
+    remote_ref: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,6 +441,7 @@ class Store:
                 "status": "pending",
                 "attempts": 0,
                 "next_attempt": a.created,
+                "uncertain": False,
             }
             for a in new_alerts
         ]
@@ -523,6 +530,9 @@ class Store:
             ),
             status=r["status"],
             attempts=r["attempts"],
+            uncertain=bool(r["uncertain"]),
+            last_error=r["last_error"],
+            remote_ref=r["remote_ref"],
             title=r["title"],
             url=r["url"],
             source=r["source"],
@@ -538,18 +548,46 @@ class Store:
             conn.execute(
                 update(alerts)
                 .where(alerts.c.id == alert_id)
-                .values(status="sent", sent_at=when, remote_ref=remote_ref, attempts=alerts.c.attempts + 1)
+                .values(
+                    status="sent",
+                    sent_at=when,
+                    remote_ref=remote_ref,
+                    attempts=alerts.c.attempts + 1,
+                    uncertain=False,
+                )
             )
 
-    def mark_failed(self, alert_id: str, error: str, retry_at: datetime | None) -> None:
-        """Schedule a retry at `retry_at`, or move the alert to the dead letters when it is None."""
+    def mark_uncertain(self, alert_id: str) -> None:
+        """Before a send: if we die before `mark_sent`, the retry must look before it posts again."""
         with self.transaction() as conn:
-            values: dict[str, Any] = {"last_error": error[:1000], "attempts": alerts.c.attempts + 1}
+            conn.execute(update(alerts).where(alerts.c.id == alert_id).values(uncertain=True))
+
+    def mark_failed(
+        self, alert_id: str, error: str, retry_at: datetime | None, *, uncertain: bool = False, count: bool = True
+    ) -> None:
+        """Schedule a retry at `retry_at`, or move the alert to the dead letters when it is None.
+
+        `count=False` for waits that are not the alert's fault (a 429 asks us to slow down), so they do not
+        push it toward the dead letters."""
+        with self.transaction() as conn:
+            values: dict[str, Any] = {"last_error": error[:1000], "uncertain": uncertain}
+            if count:
+                values["attempts"] = alerts.c.attempts + 1
             if retry_at is None:
                 values["status"] = "dead"
             else:
                 values["next_attempt"] = retry_at
             conn.execute(update(alerts).where(alerts.c.id == alert_id).values(**values))
+
+    def outbox_depth(self) -> dict[str, int]:
+        """Pending alerts per destination."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(alerts.c.destination, func.count())
+                .where(alerts.c.status == "pending")
+                .group_by(alerts.c.destination)
+            ).all()
+        return {str(d): int(n) for d, n in rows}
 
     # -- queries ---------------------------------------------------------------------------------------
 

@@ -1,0 +1,251 @@
+"""Outbox delivery to Slack: at least once on the wire, exactly once in the channel.
+
+    due alerts | group by channel (order kept) | look first if a send was uncertain | post | record ts
+
+- Retries: network errors and 5xx back off exponentially with jitter; 429 waits its `Retry-After`
+  without counting against the alert. slack_sdk's own retry handlers are switched off: they sleep inside
+  the call, and the outbox already knows when to come back, without holding anything up meanwhile.
+- Order per channel: a channel's alerts go out in order; when one must wait, the ones behind it wait too.
+- Pacing: at most one message per second per channel (Slack's posting guidance).
+- Exactly once: the alert is marked *uncertain* before the call and *sent* after; each message carries its
+  alert id in Slack message `metadata`. If the process dies or the call times out in between, the next
+  attempt reads the channel's history for that id before posting again.
+- Dead letters: an alert Slack refuses for good (bad blocks, archived channel) or that keeps failing past
+  `RetryPolicy.max_attempts` is marked dead, kept, and shown by status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.render.slack import EVENT_ALERT, alert_message
+from bot.store import Store, StoredAlert
+
+log = logging.getLogger(__name__)
+
+# Errors that will not go away by asking again: the message or the channel is wrong.
+PERMANENT_ERRORS = frozenset(
+    {
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "msg_too_long",
+        "no_text",
+        "invalid_arguments",
+        "invalid_metadata_format",
+        "invalid_metadata_schema",
+        "metadata_too_large",
+        "channel_not_found",
+        "is_archived",
+        "too_many_attachments",
+    }
+)
+CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    base: timedelta = timedelta(seconds=15)
+    cap: timedelta = timedelta(minutes=30)
+    # ~12 attempts reach the cap after about an hour and keep trying for several more: an hour-long Slack
+    # outage must not turn alerts into dead letters.
+    max_attempts: int = 20
+
+    def delay(self, attempts: int, rng: random.Random) -> timedelta:
+        """Exponential backoff with jitter (half to full of the exponential delay)."""
+        exp = min(self.cap, self.base * (2 ** min(attempts, 20)))
+        return exp * rng.uniform(0.5, 1.0)
+
+
+@dataclass
+class DeliveryReport:
+    sent: int = 0
+    found_posted: int = 0
+    retrying: int = 0
+    dead: int = 0
+
+
+def slack_client(token: str, base_url: str | None = None, timeout: int = 15) -> AsyncWebClient:
+    """The Web API client: `SLACK_API_URL` (proxies, tests) overrides Slack's address."""
+    url = base_url or os.environ.get("SLACK_API_URL") or AsyncWebClient.BASE_URL
+    if not url.endswith("/"):
+        url += "/"
+    return AsyncWebClient(token=token, base_url=url, timeout=timeout, retry_handlers=[])
+
+
+def channel_of(destination: str) -> str:
+    """`slack:#dprk-watch` → `#dprk-watch`; `slack:C0123ABCD` → `C0123ABCD`."""
+    return destination.split(":", 1)[1]
+
+
+@dataclass
+class SlackDelivery:
+    client: AsyncWebClient
+    store: Store
+    topic_title: Callable[[str], str]
+    clock: Callable[[], datetime]
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    pace_seconds: float = 1.0
+    rng: random.Random = field(default_factory=random.Random)
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+    _last_post: dict[str, float] = field(default_factory=dict)
+    _channel_ids: dict[str, str] = field(default_factory=dict)
+
+    async def deliver_due(self, limit: int = 500) -> DeliveryReport:
+        report = DeliveryReport()
+        due = [
+            a for a in self.store.due_alerts(self.clock(), limit) if a.alert.destination.startswith("slack:")
+        ]
+        by_channel: dict[str, list[StoredAlert]] = {}
+        for stored in due:
+            by_channel.setdefault(channel_of(stored.alert.destination), []).append(stored)
+        await asyncio.gather(
+            *(self._deliver_channel(ch, alerts, report) for ch, alerts in by_channel.items())
+        )
+        return report
+
+    async def _deliver_channel(self, channel: str, queue: list[StoredAlert], report: DeliveryReport) -> None:
+        for stored in queue:
+            if not await self._deliver_one(channel, stored, report):
+                return  # it waits, so the alerts behind it wait: order per channel is kept
+
+    async def _pace(self, channel: str) -> None:
+        last = self._last_post.get(channel)
+        if last is not None:
+            wait = last + self.pace_seconds - time.monotonic()
+            if wait > 0:
+                await self.sleep(wait)
+        self._last_post[channel] = time.monotonic()
+
+    async def _deliver_one(self, channel: str, stored: StoredAlert, report: DeliveryReport) -> bool:
+        """True when the alert is settled (sent, found, or dead); False when it must wait for a retry."""
+        alert_id = stored.alert.id
+        if stored.uncertain:
+            try:
+                ref = await self._find_posted(channel, stored)
+            except (SlackApiError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+                return self._retry(stored, f"history check failed: {_describe(exc)}", report, uncertain=True)
+            if ref is not None:
+                self.store.mark_sent(alert_id, self.clock(), ref)
+                report.found_posted += 1
+                log.info("alert=%s channel=%s already posted ref=%s", alert_id, channel, ref)
+                return True
+        await self._pace(channel)
+        message = alert_message(stored, self.topic_title(stored.alert.topic))
+        self.store.mark_uncertain(alert_id)
+        try:
+            response = await self.client.chat_postMessage(channel=channel, **message)
+        except SlackApiError as exc:
+            status = exc.response.status_code
+            error = str(exc.response.get("error") or f"HTTP {status}")
+            if status == 429:
+                retry_after = _retry_after(exc.response.headers)
+                self.store.mark_failed(
+                    alert_id, "rate limited (429)", self.clock() + timedelta(seconds=retry_after), count=False
+                )
+                report.retrying += 1
+                log.warning("alert=%s channel=%s status=429 retry_after=%ss", alert_id, channel, retry_after)
+                return False
+            if error in PERMANENT_ERRORS:
+                self.store.mark_failed(alert_id, f"Slack refused: {error}", None)
+                report.dead += 1
+                log.error("alert=%s channel=%s dead error=%s", alert_id, channel, error)
+                return True
+            # A 5xx may have posted before failing; anything else did not.
+            return self._retry(stored, f"Slack error: {error}", report, uncertain=status >= 500)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            return self._retry(stored, f"network: {_describe(exc)}", report, uncertain=True)
+        ref = f"{response.get('channel') or channel}:{response.get('ts')}"
+        if response.get("channel"):
+            self._channel_ids[channel] = str(response["channel"])
+        self.store.mark_sent(alert_id, self.clock(), ref)
+        report.sent += 1
+        return True
+
+    def _retry(self, stored: StoredAlert, error: str, report: DeliveryReport, *, uncertain: bool) -> bool:
+        attempts = stored.attempts + 1
+        if attempts >= self.policy.max_attempts:
+            self.store.mark_failed(stored.alert.id, f"{error} (gave up after {attempts} attempts)", None)
+            report.dead += 1
+            log.error("alert=%s dead after attempts=%d error=%s", stored.alert.id, attempts, error)
+            return True
+        retry_at = self.clock() + self.policy.delay(attempts, self.rng)
+        self.store.mark_failed(stored.alert.id, error, retry_at, uncertain=uncertain)
+        report.retrying += 1
+        log.warning(
+            "alert=%s retry_at=%s attempts=%d error=%s",
+            stored.alert.id,
+            retry_at.isoformat(),
+            attempts,
+            error,
+        )
+        return False
+
+    async def _channel_id(self, channel: str) -> str | None:
+        if CHANNEL_ID.match(channel):
+            return channel
+        if channel in self._channel_ids:
+            return self._channel_ids[channel]
+        name = channel.lstrip("#")
+        cursor = None
+        for _ in range(50):  # pages of 200: 10,000 channels is plenty
+            page = await self.client.conversations_list(
+                limit=200, cursor=cursor, exclude_archived=True, types="public_channel,private_channel"
+            )
+            for ch in page.get("channels") or []:
+                if ch.get("name") == name:
+                    self._channel_ids[channel] = str(ch["id"])
+                    return str(ch["id"])
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                break
+        return None
+
+    async def _find_posted(self, channel: str, stored: StoredAlert) -> str | None:
+        """The `channel:ts` of a message already carrying this alert's id, if the last send got through."""
+        channel_id = await self._channel_id(channel)
+        if channel_id is None:
+            return None
+        oldest = (stored.alert.created - timedelta(minutes=5)).timestamp()
+        cursor = None
+        for _ in range(10):
+            page = await self.client.conversations_history(
+                channel=channel_id,
+                oldest=f"{oldest:.6f}",
+                limit=200,
+                include_all_metadata=True,
+                cursor=cursor,
+            )
+            for message in page.get("messages") or []:
+                meta = message.get("metadata") or {}
+                payload = meta.get("event_payload") or {}
+                if meta.get("event_type") == EVENT_ALERT and payload.get("alert_id") == stored.alert.id:
+                    return f"{channel_id}:{message.get('ts')}"
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                break
+        return None
+
+
+def _retry_after(headers: Any) -> int:
+    try:
+        value = headers.get("Retry-After") or headers.get("retry-after")
+        return max(1, int(value))
+    except (TypeError, ValueError):
+        return 30
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
