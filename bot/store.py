@@ -170,6 +170,7 @@ class StoredAlert:
     score: float
     why: dict[str, Any]
     n_sources: int
+    next_attempt: datetime | None = None
     uncertain: bool = False
     last_error: str | None = None
     remote_ref: str | None = None
@@ -517,6 +518,14 @@ class Store:
             rows = conn.execute(query).mappings().all()
         return [self._stored_alert(dict(r)) for r in rows]
 
+    def pending_alerts(self, prefix: str, limit: int = 1000) -> list[StoredAlert]:
+        """Pending alerts for destinations starting with `prefix`, due or not, in order: a destination's
+        queue is sent in order, so an alert waiting for its retry holds back the ones behind it."""
+        query = _alert_query().where(alerts.c.status == "pending", alerts.c.destination.startswith(prefix))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.limit(limit)).mappings().all()
+        return [self._stored_alert(dict(r)) for r in rows]
+
     @staticmethod
     def _stored_alert(r: Mapping[str, Any]) -> StoredAlert:
         return StoredAlert(
@@ -530,6 +539,7 @@ class Store:
             ),
             status=r["status"],
             attempts=r["attempts"],
+            next_attempt=r["next_attempt"],
             uncertain=bool(r["uncertain"]),
             last_error=r["last_error"],
             remote_ref=r["remote_ref"],
@@ -563,7 +573,13 @@ class Store:
             conn.execute(update(alerts).where(alerts.c.id == alert_id).values(uncertain=True))
 
     def mark_failed(
-        self, alert_id: str, error: str, retry_at: datetime | None, *, uncertain: bool = False, count: bool = True
+        self,
+        alert_id: str,
+        error: str,
+        retry_at: datetime | None,
+        *,
+        uncertain: bool = False,
+        count: bool = True,
     ) -> None:
         """Schedule a retry at `retry_at`, or move the alert to the dead letters when it is None.
 

@@ -105,12 +105,16 @@ class SlackDelivery:
 
     async def deliver_due(self, limit: int = 500) -> DeliveryReport:
         report = DeliveryReport()
-        due = [
-            a for a in self.store.due_alerts(self.clock(), limit) if a.alert.destination.startswith("slack:")
-        ]
+        now = self.clock()
         by_channel: dict[str, list[StoredAlert]] = {}
-        for stored in due:
+        for stored in self.store.pending_alerts("slack:", limit):
             by_channel.setdefault(channel_of(stored.alert.destination), []).append(stored)
+        # A channel whose oldest alert waits for its retry waits whole: order per channel is kept.
+        by_channel = {
+            ch: queue
+            for ch, queue in by_channel.items()
+            if queue[0].next_attempt is None or queue[0].next_attempt <= now
+        }
         await asyncio.gather(
             *(self._deliver_channel(ch, alerts, report) for ch, alerts in by_channel.items())
         )

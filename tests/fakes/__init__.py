@@ -1,0 +1,1 @@
+"""Hand-written fakes of the services Watchfloor talks to, run as real local servers where they are HTTP."""
