@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
-from bot.items import Alert, ScoredItem
+from bot.items import Alert, Followup, ScoredItem
 
 
 def alert_id(topic: str, destination: str, story: str) -> str:
@@ -54,4 +54,29 @@ def decide_alerts(
                     created=now,
                 )
             )
+    return out
+
+
+def decide_followups(
+    scored: Sequence[ScoredItem], alerts_by_story: Mapping[str, Sequence[Alert]], now: datetime
+) -> list[Followup]:
+    """For every alert of a story (earlier or just decided), one follow-up listing the batch's other
+    reports of that story: later outlets go into the alert's thread instead of alerting again.
+
+    `alerts_by_story` maps a story id to all its alerts, existing and new."""
+    by_story: dict[str, list[ScoredItem]] = {}
+    for s in scored:
+        by_story.setdefault(s.story, []).append(s)
+    out = []
+    for story, members in by_story.items():
+        for alert in alerts_by_story.get(story, ()):
+            others = tuple(
+                m.item.id
+                for m in sorted(members, key=lambda m: m.item.published)
+                if m.item.id != alert.item_id
+            )
+            if not others:
+                continue
+            ident = hashlib.sha1(f"{alert.id}\0{chr(0).join(others)}".encode()).hexdigest()[:24]
+            out.append(Followup(id=ident, alert_id=alert.id, item_ids=others, created=now))
     return out

@@ -82,3 +82,13 @@ class Alert:
     story: str
     item_id: str
     created: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Followup:
+    """Later reports of an alerted story, for one alert, from one ingest batch: one thread reply."""
+
+    id: str
+    alert_id: str
+    item_ids: tuple[str, ...]
+    created: datetime

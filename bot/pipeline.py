@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.config import Config
-from bot.decide import decide_alerts
+from bot.decide import decide_alerts, decide_followups
 from bot.dedup import item_keys, new_items
-from bot.items import Alert, Item, ScoredItem
+from bot.items import Alert, Followup, Item, ScoredItem
 from bot.scoring import TopicScorer
 from bot.sources.fetch import Fetcher, FetchLimits, FetchResult
 from bot.sources.health import SourceHealth, after_fetch, record_parse_error
@@ -58,6 +58,7 @@ class IngestReport:
     new: int = 0
     flagged: int = 0
     alerts: list[Alert] = field(default_factory=list)
+    followups: list[Followup] = field(default_factory=list)
     scored: list[ScoredItem] = field(default_factory=list)
 
 
@@ -84,9 +85,13 @@ def _ingest(rt: Runtime, batch: Sequence[Item], now: datetime) -> IngestReport:
     report.flagged = sum(1 for s in scored if s.flagged)
     versions = {tid: rt.scorer.models.fingerprint(tid)[:12] for tid in rt.scorer.topic_ids}
     with rt.store.transaction() as conn:
-        already = rt.store.alerted_stories(conn, story_ids)
+        existing = rt.store.alerts_of_stories(conn, story_ids)
+        already = {(a.story, a.topic, a.destination) for found in existing.values() for a in found}
         report.alerts = decide_alerts(scored, rt.destinations(), already, now)
-        rt.store.save_scored(conn, scored, keys, versions, report.alerts)
+        for alert in report.alerts:
+            existing.setdefault(alert.story, []).append(alert)
+        report.followups = decide_followups(scored, existing, now)
+        rt.store.save_scored(conn, scored, keys, versions, report.alerts, report.followups)
     report.scored = scored
     return report
 

@@ -40,7 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-from bot.items import Alert, Item, ScoredItem
+from bot.items import Alert, Followup, Item, ScoredItem
 from bot.sources.health import SourceHealth
 
 
@@ -152,6 +152,24 @@ alerts = Table(
     Index("ix_alerts_due", "status", "next_attempt"),
 )
 
+# Thread replies for later reports of an alerted story: an outbox of their own, sent after their parent.
+followups = Table(
+    "followups",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("alert_id", String(40), ForeignKey("alerts.id"), nullable=False),
+    Column("item_ids", Text, nullable=False),  # JSON list, in published order
+    Column("created", UTCDateTime, nullable=False),
+    Column("status", String(16), nullable=False, default="pending"),  # pending | sent | dead
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    Column("remote_ref", Text),
+    Column("last_error", Text),
+    Column("uncertain", Boolean, nullable=False, default=False),
+    Index("ix_followups_due", "status", "next_attempt"),
+)
+
 # Score rows are kept only at or above this floor (and always when flagged): 100k items x N topics of
 # near-zero scores would dominate the database and nobody asks for them; `explain` recomputes anyway.
 SCORE_FLOOR = 0.05
@@ -174,6 +192,27 @@ class StoredAlert:
     uncertain: bool = False
     last_error: str | None = None
     remote_ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """A stored item as a later report of a story: what a thread reply lists."""
+
+    id: str
+    title: str
+    url: str
+    source: str
+    published: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFollowup:
+    id: str
+    parent: StoredAlert
+    reports: tuple[Report, ...]
+    attempts: int
+    next_attempt: datetime
+    uncertain: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,6 +418,7 @@ class Store:
         keys: Mapping[str, Sequence[str]],
         model_versions: Mapping[str, str],
         new_alerts: Sequence[Alert],
+        new_followups: Sequence[Followup] = (),
     ) -> None:
         """Items, their keys, stories, scores and outbox alerts in the caller's one transaction.
 
@@ -447,6 +487,23 @@ class Store:
             for a in new_alerts
         ]
         _insert_ignore(conn, alerts, alert_rows)
+        _insert_ignore(
+            conn,
+            followups,
+            [
+                {
+                    "id": f.id,
+                    "alert_id": f.alert_id,
+                    "item_ids": json.dumps(list(f.item_ids)),
+                    "created": f.created,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt": f.created,
+                    "uncertain": False,
+                }
+                for f in new_followups
+            ],
+        )
 
     def _update_stories(self, conn: Connection, scored: Sequence[ScoredItem]) -> None:
         by_story: dict[str, list[Item]] = {}
@@ -486,17 +543,16 @@ class Store:
         for chunk in _chunks(new_rows, 2000):
             _insert_ignore(conn, stories, chunk)
 
-    def alerted_stories(self, conn: Connection, story_ids: Iterable[str]) -> set[tuple[str, str, str]]:
-        """(story, topic, destination) triples that already have an alert: a story alerts once per topic."""
+    def alerts_of_stories(self, conn: Connection, story_ids: Iterable[str]) -> dict[str, list[Alert]]:
+        """Every alert of these stories: a story alerts once per topic and destination, and its later
+        reports go into those alerts' threads."""
         wanted = list(dict.fromkeys(story_ids))
-        found: set[tuple[str, str, str]] = set()
+        found: dict[str, list[Alert]] = {}
         for chunk in _chunks(wanted, 500):
-            for story_id, topic, dest in conn.execute(
-                select(alerts.c.story_id, alerts.c.topic, alerts.c.destination).where(
-                    alerts.c.story_id.in_(chunk)
+            for r in conn.execute(select(alerts).where(alerts.c.story_id.in_(chunk))).mappings():
+                found.setdefault(r["story_id"], []).append(
+                    Alert(r["id"], r["topic"], r["destination"], r["story_id"], r["item_id"], r["created"])
                 )
-            ):
-                found.add((story_id, topic, dest))
         return found
 
     def recent_items(self, since: datetime) -> list[Any]:
@@ -604,6 +660,88 @@ class Store:
                 .group_by(alerts.c.destination)
             ).all()
         return {str(d): int(n) for d, n in rows}
+
+    def pending_followups(self, prefix: str, limit: int = 500) -> list[StoredFollowup]:
+        """Pending thread replies whose parent alert has been sent (a reply needs its parent's ts)."""
+        with self.engine.connect() as conn:
+            rows = (
+                conn.execute(
+                    select(followups)
+                    .join(alerts, alerts.c.id == followups.c.alert_id)
+                    .where(
+                        followups.c.status == "pending",
+                        alerts.c.status == "sent",
+                        alerts.c.destination.startswith(prefix),
+                    )
+                    .order_by(followups.c.created, followups.c.id)
+                    .limit(limit)
+                )
+                .mappings()
+                .all()
+            )
+            if not rows:
+                return []
+            parent_ids = list({r["alert_id"] for r in rows})
+            parents = {
+                p["id"]: self._stored_alert(dict(p))
+                for chunk in _chunks(parent_ids, 500)
+                for p in conn.execute(_alert_query().where(alerts.c.id.in_(chunk))).mappings()
+            }
+            item_ids = list({i for r in rows for i in json.loads(r["item_ids"])})
+            reports = {
+                r["id"]: Report(r["id"], r["title"], r["url"], r["source"], r["published"])
+                for chunk in _chunks(item_ids, 500)
+                for r in conn.execute(
+                    select(items.c.id, items.c.title, items.c.url, items.c.source, items.c.published).where(
+                        items.c.id.in_(chunk)
+                    )
+                ).mappings()
+            }
+        return [
+            StoredFollowup(
+                id=r["id"],
+                parent=parents[r["alert_id"]],
+                reports=tuple(reports[i] for i in json.loads(r["item_ids"]) if i in reports),
+                attempts=r["attempts"],
+                next_attempt=r["next_attempt"],
+                uncertain=bool(r["uncertain"]),
+            )
+            for r in rows
+        ]
+
+    def settle_followup(
+        self,
+        followup_id: str,
+        *,
+        sent_at: datetime | None = None,
+        remote_ref: str | None = None,
+        error: str | None = None,
+        retry_at: datetime | None = None,
+        uncertain: bool = False,
+    ) -> None:
+        """Record a thread reply's outcome: sent (with its ref), to retry at `retry_at`, or dead."""
+        values: dict[str, Any] = {"uncertain": uncertain}
+        if sent_at is not None:
+            values.update(
+                status="sent", sent_at=sent_at, remote_ref=remote_ref, attempts=followups.c.attempts + 1
+            )
+        else:
+            values.update(last_error=(error or "")[:1000], attempts=followups.c.attempts + 1)
+            if retry_at is None:
+                values["status"] = "dead"
+            else:
+                values["next_attempt"] = retry_at
+        with self.transaction() as conn:
+            conn.execute(update(followups).where(followups.c.id == followup_id).values(**values))
+
+    def mark_followup_uncertain(self, followup_id: str) -> None:
+        with self.transaction() as conn:
+            conn.execute(update(followups).where(followups.c.id == followup_id).values(uncertain=True))
+
+    def story_sources(self, story_id: str) -> list[str]:
+        with self.engine.connect() as conn:
+            raw = conn.execute(select(stories.c.sources).where(stories.c.id == story_id)).scalar()
+        return list(json.loads(raw)) if raw else []
 
     # -- queries ---------------------------------------------------------------------------------------
 

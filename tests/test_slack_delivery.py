@@ -256,3 +256,44 @@ def test_end_to_end_feeds_to_fake_slack_with_hostile_titles_escaped(
     assert "<!channel>" not in body and "<https://evil.example" not in body
     assert "&lt;!channel&gt;" in body and "&amp;" in body
     assert message["metadata"]["event_type"] == "watchfloor_alert"
+
+
+def test_a_second_outlet_goes_into_the_thread_and_updates_the_sources_line(
+    tmp_path: Path, slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    feeds = tmp_path / "feeds"
+    feeds.mkdir()
+    shutil.copy(FIXTURES / "poll" / "wire.xml", feeds / "wire.xml")
+    shutil.copy(ROOT / "examples" / "background.jsonl", tmp_path / "background.jsonl")
+    shutil.copy(ROOT / "examples" / "news_labelled.jsonl", tmp_path / "cables.jsonl")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    monkeypatch.setenv("SLACK_API_URL", slack.base_url)
+    clock = Clock()
+    clock.now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    with FeedServer(feeds) as server:
+        raw = (FIXTURES / "config" / "poll.toml").read_text()
+        raw = raw.replace("http://127.0.0.1:1/wire.xml", server.url("wire.xml"))
+        raw += f'\n[[sources]]\nname = "desk"\nurl = "{server.url("desk.atom")}"\n'
+        raw = raw.replace('destinations = ["console"]', 'destinations = ["slack:#infra-watch"]')
+        path = tmp_path / "config.toml"
+        path.write_text(raw)
+
+        async def scenario() -> None:
+            async with Service(path, load_config(path), clock=clock) as service:
+                assert service.slack is not None
+                service.slack.sleep = lambda _s: asyncio.sleep(0)
+                await service.poll_due()  # desk.atom is not there yet: 404, backs off
+                await service.deliver()
+                shutil.copy(FIXTURES / "poll" / "desk.atom", feeds / "desk.atom")
+                clock.now += timedelta(hours=1)
+                second = await service.poll_due()
+                assert second.ingest.alerts == [] and len(second.ingest.followups) == 1
+                await service.deliver()
+
+        asyncio.run(scenario())
+    channel = slack.channel_id("#infra-watch")
+    [parent] = slack.top_level(channel)
+    [reply] = slack.thread(channel, parent["ts"])
+    assert "Finnish investigators board tanker" in json.dumps(reply["blocks"])
+    assert reply["metadata"]["event_type"] == "watchfloor_followup"
+    assert parent.get("edited") and "2 sources" in json.dumps(parent["blocks"])

@@ -41,7 +41,8 @@ def save(store: Store, batch: list[ScoredItem], dests: dict[str, list[str]] | No
     fresh, keys = new_items([s.item for s in batch], known)
     chosen = [s for s in batch if s.item in fresh]
     with store.transaction() as conn:
-        already = store.alerted_stories(conn, [s.story for s in chosen])
+        found = store.alerts_of_stories(conn, [s.story for s in chosen])
+        already = {(a.story, a.topic, a.destination) for group in found.values() for a in group}
         alerts = decide_alerts(chosen, dests or {"dprk": ["slack:#dprk"]}, already, NOW)
         store.save_scored(conn, chosen, keys, {"dprk": "v1"}, alerts)
     return [a.id for a in alerts]

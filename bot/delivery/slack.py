@@ -23,7 +23,7 @@ import random
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,7 +31,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.render.slack import EVENT_ALERT, alert_message
+from bot.render.slack import EVENT_ALERT, alert_message, followup_message, sources_line_update
 from bot.store import Store, StoredAlert
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,7 @@ class RetryPolicy:
 
 @dataclass
 class DeliveryReport:
+    followups: int = 0
     sent: int = 0
     found_posted: int = 0
     retrying: int = 0
@@ -118,7 +119,80 @@ class SlackDelivery:
         await asyncio.gather(
             *(self._deliver_channel(ch, alerts, report) for ch, alerts in by_channel.items())
         )
+        await self._deliver_followups(now, report)
         return report
+
+    async def _deliver_followups(self, now: datetime, report: DeliveryReport) -> None:
+        """Later reports of an alerted story: a reply in the alert's thread, then the parent's
+        "N sources" line brought up to date with chat.update."""
+        for followup in self.store.pending_followups("slack:"):
+            if followup.next_attempt > now or not followup.parent.remote_ref:
+                continue
+            channel_id, _, thread_ts = followup.parent.remote_ref.partition(":")
+            try:
+                if followup.uncertain and await self._reply_posted(channel_id, thread_ts, followup.id):
+                    self.store.settle_followup(
+                        followup.id, sent_at=self.clock(), remote_ref=followup.parent.remote_ref
+                    )
+                    report.followups += 1
+                    continue
+                await self._pace(channel_id)
+                self.store.mark_followup_uncertain(followup.id)
+                message = followup_message(
+                    followup.parent, followup.reports, thread_ts=thread_ts, batch_id=followup.id
+                )
+                response = await self.client.chat_postMessage(channel=channel_id, **message)
+            except SlackApiError as exc:
+                status = exc.response.status_code
+                error = str(exc.response.get("error") or f"HTTP {status}")
+                if status == 429:
+                    retry: datetime | None = self.clock() + timedelta(
+                        seconds=_retry_after(exc.response.headers)
+                    )
+                elif error in PERMANENT_ERRORS or followup.attempts + 1 >= self.policy.max_attempts:
+                    retry = None
+                else:
+                    retry = self.clock() + self.policy.delay(followup.attempts + 1, self.rng)
+                self.store.settle_followup(
+                    followup.id, error=f"Slack error: {error}", retry_at=retry, uncertain=status >= 500
+                )
+                continue
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                retry = self.clock() + self.policy.delay(followup.attempts + 1, self.rng)
+                self.store.settle_followup(
+                    followup.id, error=f"network: {_describe(exc)}", retry_at=retry, uncertain=True
+                )
+                continue
+            self.store.settle_followup(
+                followup.id, sent_at=self.clock(), remote_ref=f"{channel_id}:{response.get('ts')}"
+            )
+            report.followups += 1
+            await self._update_sources_line(followup.parent, channel_id, thread_ts)
+
+    async def _update_sources_line(self, parent: StoredAlert, channel_id: str, ts: str) -> None:
+        # Best effort: the thread already carries the news; a stale count is not worth a retry loop.
+        sources = self.store.story_sources(parent.alert.story)
+        fresh = replace(parent, n_sources=max(parent.n_sources, len(sources)))
+        others = [s for s in sources if s != parent.source]
+        try:
+            await self.client.chat_update(
+                channel=channel_id,
+                **sources_line_update(
+                    fresh, self.topic_title(parent.alert.topic), ts=ts, extra_sources=others
+                ),
+            )
+        except (SlackApiError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            log.warning("alert=%s sources line not updated: %s", parent.alert.id, _describe(exc))
+
+    async def _reply_posted(self, channel_id: str, thread_ts: str, batch_id: str) -> bool:
+        page = await self.client.conversations_replies(
+            channel=channel_id, ts=thread_ts, include_all_metadata=True, limit=200
+        )
+        for message in page.get("messages") or []:
+            payload = (message.get("metadata") or {}).get("event_payload") or {}
+            if payload.get("batch") == batch_id:
+                return True
+        return False
 
     async def _deliver_channel(self, channel: str, queue: list[StoredAlert], report: DeliveryReport) -> None:
         for stored in queue:

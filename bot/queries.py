@@ -1,0 +1,439 @@
+"""Read-only questions the `/news` command, `/healthz` and `/metrics` ask of the store.
+
+Why a module of its own: `bot/store.py` owns writing (the pipeline's one transaction, the outbox); this one
+owns the analysts' questions, so a new subcommand adds a query here without touching the write path. All
+SQL is SQLAlchemy Core over the tables of `bot/store.py`, portable to SQLite and PostgreSQL: no dialect
+functions, `lower(…) LIKE` instead of `ILIKE`, counts through portable `CASE`.
+
+Every function takes the `Store` and returns plain frozen dataclasses; times come in as arguments (no
+clock here). They are synchronous: async callers run them with `asyncio.to_thread`.
+
+Search is a deliberately simple first step: every word must appear in the title or the text (`LIKE`), and
+matches rank by a score where a word in the title counts twice. It scans, so it slows with the table; the
+planned replacement is SQLite FTS5 / PostgreSQL `tsvector` with the same function signature.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, desc, exists, func, literal, or_, select
+
+from bot.store import Store, alerts, items, scores, sources
+from bot.urls import canonical_url
+
+SEARCH_LIMIT_MAX = 50
+
+
+@dataclass(frozen=True, slots=True)
+class AlertedItem:
+    """One item alerted on a topic (once, whatever the number of destinations)."""
+
+    topic: str
+    item_id: str
+    alerted: datetime
+    title: str
+    url: str
+    source: str
+    published: datetime
+    score: float | None
+    statuses: tuple[str, ...]  # the alert rows' statuses (pending / sent / dead), one per destination
+
+
+@dataclass(frozen=True, slots=True)
+class TopicActivity:
+    """Stories alerted on a topic in the last 24 hours and 7 days (distinct stories, all destinations)."""
+
+    last_day: int = 0
+    last_week: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    name: str
+    url: str
+    last_success: datetime | None
+    last_polled: datetime | None
+    consecutive_failures: int
+    last_error: str | None
+    last_error_at: datetime | None
+    last_status: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    alert_id: str
+    topic: str
+    destination: str
+    created: datetime
+    attempts: int
+    last_error: str | None
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersion:
+    topic: str
+    version: str
+    scores: int  # stored score rows made by this version
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    sources: list[SourceState]
+    last_poll: datetime | None
+    outbox: dict[str, int]  # pending alerts per destination
+    dead_count: int
+    dead_latest: list[DeadLetter]
+    model_versions: list[ModelVersion]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    item_id: str
+    title: str
+    url: str
+    source: str
+    published: datetime
+    rank: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredScore:
+    topic: str
+    score: float
+    flagged: bool
+    why: dict[str, Any]
+    model_version: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRecord:
+    id: str
+    url: str
+    source: str
+    title: str
+    text: str
+    summary: str
+    published: datetime
+    fetched: datetime
+    story_id: str
+    scores: list[StoredScore] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    items: int
+    alerts_by_status: dict[str, int]
+    outbox: dict[str, int]
+    sources: int
+    sources_failing: int
+
+
+# -- latest / topics ------------------------------------------------------------------------------------
+
+
+def latest_alerted(store: Store, topic: str | None, limit: int) -> list[AlertedItem]:
+    """Items alerted most recently, newest alert first, one row per (topic, item)."""
+    per_item = select(
+        alerts.c.topic,
+        alerts.c.item_id,
+        func.max(alerts.c.created).label("alerted"),
+    ).group_by(alerts.c.topic, alerts.c.item_id)
+    if topic is not None:
+        per_item = per_item.where(alerts.c.topic == topic)
+    latest = per_item.order_by(func.max(alerts.c.created).desc(), alerts.c.item_id).limit(limit).subquery()
+    query = (
+        select(
+            latest.c.topic,
+            latest.c.item_id,
+            latest.c.alerted,
+            items.c.title,
+            items.c.url,
+            items.c.source,
+            items.c.published,
+            scores.c.score,
+        )
+        .join(items, items.c.id == latest.c.item_id)
+        .outerjoin(scores, and_(scores.c.item_id == latest.c.item_id, scores.c.topic == latest.c.topic))
+        .order_by(latest.c.alerted.desc(), items.c.published.desc(), latest.c.item_id)
+    )
+    with store.engine.connect() as conn:
+        rows = conn.execute(query).mappings().all()
+        keys = [(r["topic"], r["item_id"]) for r in rows]
+        statuses: dict[tuple[str, str], list[str]] = {k: [] for k in keys}
+        if keys:
+            for t, item_id, status in conn.execute(
+                select(alerts.c.topic, alerts.c.item_id, alerts.c.status)
+                .where(alerts.c.item_id.in_({k[1] for k in keys}))
+                .order_by(alerts.c.destination)
+            ):
+                if (t, item_id) in statuses:
+                    statuses[(t, item_id)].append(str(status))
+    return [
+        AlertedItem(
+            topic=r["topic"],
+            item_id=r["item_id"],
+            alerted=_aware(r["alerted"]),
+            title=r["title"],
+            url=r["url"],
+            source=r["source"],
+            published=r["published"],
+            score=None if r["score"] is None else float(r["score"]),
+            statuses=tuple(statuses.get((r["topic"], r["item_id"]), ())),
+        )
+        for r in rows
+    ]
+
+
+def topic_activity(store: Store, now: datetime) -> dict[str, TopicActivity]:
+    """Distinct stories alerted per topic in the last 24 h and 7 d."""
+    day, week = now - timedelta(days=1), now - timedelta(days=7)
+    query = (
+        select(
+            alerts.c.topic,
+            func.count(func.distinct(case((alerts.c.created >= day, alerts.c.story_id)))),
+            func.count(func.distinct(alerts.c.story_id)),
+        )
+        .where(alerts.c.created >= week)
+        .group_by(alerts.c.topic)
+    )
+    with store.engine.connect() as conn:
+        return {str(t): TopicActivity(int(d), int(w)) for t, d, w in conn.execute(query)}
+
+
+# -- status -----------------------------------------------------------------------------------------------
+
+
+def status_report(store: Store, dead_shown: int = 5) -> StatusReport:
+    with store.engine.connect() as conn:
+        source_rows = conn.execute(select(sources).order_by(sources.c.name)).mappings().all()
+        outbox = {
+            str(d): int(n)
+            for d, n in conn.execute(
+                select(alerts.c.destination, func.count())
+                .where(alerts.c.status == "pending")
+                .group_by(alerts.c.destination)
+                .order_by(alerts.c.destination)
+            )
+        }
+        dead_count = int(
+            conn.execute(
+                select(func.count()).select_from(alerts).where(alerts.c.status == "dead")
+            ).scalar_one()
+        )
+        dead_rows = (
+            conn.execute(
+                select(
+                    alerts.c.id,
+                    alerts.c.topic,
+                    alerts.c.destination,
+                    alerts.c.created,
+                    alerts.c.attempts,
+                    alerts.c.last_error,
+                    items.c.title,
+                )
+                .join(items, items.c.id == alerts.c.item_id)
+                .where(alerts.c.status == "dead")
+                .order_by(alerts.c.created.desc(), alerts.c.id)
+                .limit(dead_shown)
+            )
+            .mappings()
+            .all()
+        )
+        versions = conn.execute(
+            select(scores.c.topic, scores.c.model_version, func.count())
+            .where(scores.c.model_version.is_not(None))
+            .group_by(scores.c.topic, scores.c.model_version)
+            .order_by(scores.c.topic, scores.c.model_version)
+        ).all()
+    states = [
+        SourceState(
+            name=r["name"],
+            url=r["url"],
+            last_success=r["last_success"],
+            last_polled=r["last_polled"],
+            consecutive_failures=int(r["consecutive_failures"] or 0),
+            last_error=r["last_error"],
+            last_error_at=r["last_error_at"],
+            last_status=r["last_status"],
+        )
+        for r in source_rows
+    ]
+    polled = [s.last_polled for s in states if s.last_polled is not None]
+    return StatusReport(
+        sources=states,
+        last_poll=max(polled) if polled else None,
+        outbox=outbox,
+        dead_count=dead_count,
+        dead_latest=[
+            DeadLetter(
+                alert_id=r["id"],
+                topic=r["topic"],
+                destination=r["destination"],
+                created=r["created"],
+                attempts=int(r["attempts"] or 0),
+                last_error=r["last_error"],
+                title=r["title"],
+            )
+            for r in dead_rows
+        ],
+        model_versions=[ModelVersion(str(t), str(v), int(n)) for t, v, n in versions],
+    )
+
+
+# -- search -----------------------------------------------------------------------------------------------
+
+
+def _like_pattern(word: str) -> str:
+    escaped = word.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def search_items(
+    store: Store,
+    words: Sequence[str],
+    *,
+    topic: str | None = None,
+    source: str | None = None,
+    since: datetime | None = None,
+    limit: int = 10,
+) -> list[SearchHit]:
+    """Items holding every word (in the title or the text), best first: a title hit scores 2, a text hit 1.
+
+    `topic`: only items flagged for it. `source`: the source's name, any case. `since`: published then or
+    later. Words are matched as substrings, case-insensitively (`lower(…) LIKE`, with `%` and `_` escaped).
+    """
+    if not words:
+        return []
+    title, body = func.lower(items.c.title), func.lower(items.c.text)
+    conditions: list[ColumnElement[bool]] = []
+    rank: ColumnElement[Any] = literal(0)
+    for word in words:
+        pattern = _like_pattern(word)
+        in_title = title.like(pattern, escape="\\")
+        in_text = body.like(pattern, escape="\\")
+        conditions.append(or_(in_title, in_text))
+        rank = rank + case((in_title, 2), else_=0) + case((in_text, 1), else_=0)
+    if source is not None:
+        conditions.append(func.lower(items.c.source) == source.lower())
+    if since is not None:
+        conditions.append(items.c.published >= since)
+    if topic is not None:
+        conditions.append(
+            exists().where(scores.c.item_id == items.c.id, scores.c.topic == topic, scores.c.flagged)
+        )
+    ranked = rank.label("rank")
+    query = (
+        select(items.c.id, items.c.title, items.c.url, items.c.source, items.c.published, ranked)
+        .where(and_(*conditions))
+        .order_by(desc("rank"), items.c.published.desc(), items.c.id)
+        .limit(max(1, min(limit, SEARCH_LIMIT_MAX)))
+    )
+    with store.engine.connect() as conn:
+        rows = conn.execute(query).mappings().all()
+    return [
+        SearchHit(r["id"], r["title"], r["url"], r["source"], r["published"], int(r["rank"])) for r in rows
+    ]
+
+
+# -- explain ----------------------------------------------------------------------------------------------
+
+
+def find_item(store: Store, ref: str) -> ItemRecord | None:
+    """The item with this id, or at this URL (as given or in its canonical spelling), with its scores."""
+    ref = ref.strip()
+    if not ref:
+        return None
+    urls = list(dict.fromkeys([ref, canonical_url(ref)]))
+    with store.engine.connect() as conn:
+        row = conn.execute(select(items).where(items.c.id == ref)).mappings().first()
+        if row is None:
+            row = (
+                conn.execute(select(items).where(items.c.url.in_(urls)).order_by(items.c.published))
+                .mappings()
+                .first()
+            )
+        if row is None:
+            return None
+        score_rows = (
+            conn.execute(select(scores).where(scores.c.item_id == row["id"]).order_by(scores.c.score.desc()))
+            .mappings()
+            .all()
+        )
+    return ItemRecord(
+        id=row["id"],
+        url=row["url"],
+        source=row["source"],
+        title=row["title"],
+        text=row["text"],
+        summary=row["summary"] or "",
+        published=row["published"],
+        fetched=row["fetched"],
+        story_id=row["story_id"],
+        scores=[
+            StoredScore(
+                topic=s["topic"],
+                score=float(s["score"]),
+                flagged=bool(s["flagged"]),
+                why=_why(s["why"]),
+                model_version=s["model_version"],
+            )
+            for s in score_rows
+        ],
+    )
+
+
+def _why(raw: str | None) -> dict[str, Any]:
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+# -- health and metrics -----------------------------------------------------------------------------------
+
+
+def database_ok(store: Store) -> None:
+    """Raise if the database cannot answer a trivial query."""
+    with store.engine.connect() as conn:
+        conn.execute(select(literal(1))).scalar_one()
+
+
+def metrics(store: Store) -> Metrics:
+    with store.engine.connect() as conn:
+        n_items = int(conn.execute(select(func.count()).select_from(items)).scalar_one())
+        by_status = {
+            str(s): int(n)
+            for s, n in conn.execute(
+                select(alerts.c.status, func.count()).group_by(alerts.c.status).order_by(alerts.c.status)
+            )
+        }
+        outbox = {
+            str(d): int(n)
+            for d, n in conn.execute(
+                select(alerts.c.destination, func.count())
+                .where(alerts.c.status == "pending")
+                .group_by(alerts.c.destination)
+                .order_by(alerts.c.destination)
+            )
+        }
+        n_sources, failing = conn.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(case((sources.c.consecutive_failures > 0, 1), else_=0)), 0),
+            ).select_from(sources)
+        ).one()
+    return Metrics(n_items, by_status, outbox, int(n_sources), int(failing))
+
+
+def _aware(value: datetime) -> datetime:
+    # max() over a UTCDateTime column keeps its type; this guards drivers that hand back a naive value.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
