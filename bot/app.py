@@ -7,6 +7,7 @@ proxy, or the fake Slack in tests). Listeners are attached in one place, `handle
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.config import Config
 from bot.items import Item, TopicScore
 from bot.store import Store
+
+log = logging.getLogger(__name__)
 
 
 class Explainer(Protocol):
@@ -90,4 +93,5 @@ def build_app(config: Config, deps: Deps) -> AsyncApp:
         name="watchfloor",
     )
     register(app, deps)
+    log.info("slack app built command=%s api=%s", config.slack.command, base_url)
     return app

@@ -89,6 +89,10 @@ class ClassifierConfig(Section):
 class SlackConfig(Section):
     command: str = "/news"
     admins: list[str] = Field(default_factory=list)
+    # Flood control: past this many alerts per topic per channel in an hour, further stories wait and go
+    # out together as one "N more stories on <topic>" message (at most one such message an hour).
+    hourly_cap: int = Field(default=10, ge=1, le=1000)
+    rollup_delay: Duration = timedelta(minutes=10)
 
     @field_validator("command")
     @classmethod

@@ -109,7 +109,9 @@ def events_url(base_url: str) -> str:
             f"--url {base_url!r}: give the public https address Slack will call, e.g. https://watchfloor.example.com"
         )
     if parts.query or parts.fragment or any(c.isspace() for c in raw):
-        raise ManifestError(f"--url {base_url!r}: give the base address only, without ?query, #fragment or spaces")
+        raise ManifestError(
+            f"--url {base_url!r}: give the base address only, without ?query, #fragment or spaces"
+        )
     path = parts.path.rstrip("/")
     if path.endswith(EVENTS_PATH):
         path = path[: -len(EVENTS_PATH)]
@@ -163,9 +165,8 @@ def build_manifest(config: Config, *, socket_mode: bool, request_url: str | None
 # letter, `/` or `_`, holds no indicator that could start a comment, a mapping, a flow collection, an alias
 # or a tag, and is not one of the words YAML 1.1 or 1.2 read as booleans or null.
 _PLAIN = re.compile(r"[A-Za-z_/][A-Za-z0-9_./:@,'()+ -]*")
-_RESERVED = frozenset(
-    "y n yes no on off true false null ~".split()  # YAML 1.1 booleans and both versions' null
-)
+# YAML 1.1 booleans and both versions' null.
+_RESERVED = frozenset({"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"})
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 

@@ -437,3 +437,9 @@ def metrics(store: Store) -> Metrics:
 def _aware(value: datetime) -> datetime:
     # max() over a UTCDateTime column keeps its type; this guards drivers that hand back a naive value.
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def source_names(store: Store) -> list[str]:
+    """Every source name the store knows (configured now or in the past)."""
+    with store.engine.connect() as conn:
+        return [str(n) for n in conn.execute(select(sources.c.name).order_by(sources.c.name)).scalars()]

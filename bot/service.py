@@ -55,6 +55,8 @@ class Service:
                 store=self.rt.store,
                 topic_title=self._topic_title,
                 clock=clock,
+                hourly_cap=config.slack.hourly_cap,
+                rollup_delay=config.slack.rollup_delay,
             )
 
     def _topic_title(self, topic_id: str) -> str:
@@ -146,6 +148,9 @@ class Service:
             await self.fetcher.__aenter__()
             await old_fetcher.__aexit__(None, None, None)
         self.last_refusal = None
+        if self.slack is not None:
+            self.slack.hourly_cap = new.slack.hourly_cap
+            self.slack.rollup_delay = new.slack.rollup_delay
         self.schedule()
         log.info(
             "config reloaded topics=%s sources=%d",

@@ -148,6 +148,8 @@ alerts = Table(
     # Set when a send may have reached the destination without us learning so (a timeout after the request
     # went out, a crash before recording): the next attempt looks for the message before posting again.
     Column("uncertain", Boolean, nullable=False, default=False),
+    # Sent inside a flood-control roll-up rather than as a message of its own.
+    Column("rolled_up", Boolean, nullable=False, default=False),
     UniqueConstraint("topic", "destination", "story_id", name="uq_alert_story"),
     Index("ix_alerts_due", "status", "next_attempt"),
 )
@@ -483,6 +485,7 @@ class Store:
                 "attempts": 0,
                 "next_attempt": a.created,
                 "uncertain": False,
+                "rolled_up": False,
             }
             for a in new_alerts
         ]
@@ -650,6 +653,40 @@ class Store:
             else:
                 values["next_attempt"] = retry_at
             conn.execute(update(alerts).where(alerts.c.id == alert_id).values(**values))
+
+    def sent_since(self, topic: str, destination: str, since: datetime, *, rolled_up: bool) -> int:
+        """Alerts of a topic sent to a destination since `since`, as messages of their own or rolled up."""
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).where(
+                        alerts.c.topic == topic,
+                        alerts.c.destination == destination,
+                        alerts.c.status == "sent",
+                        alerts.c.sent_at >= since,
+                        alerts.c.rolled_up == rolled_up,
+                    )
+                ).scalar_one()
+            )
+
+    def hold_alert(self, alert_id: str) -> None:
+        """Past the hourly cap: the alert waits (status `held`) for its topic's next roll-up."""
+        with self.transaction() as conn:
+            conn.execute(update(alerts).where(alerts.c.id == alert_id).values(status="held"))
+
+    def held_alerts(self, prefix: str) -> list[StoredAlert]:
+        query = _alert_query().where(alerts.c.status == "held", alerts.c.destination.startswith(prefix))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [self._stored_alert(dict(r)) for r in rows]
+
+    def mark_rolled_up(self, alert_ids: Sequence[str], when: datetime, remote_ref: str) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                update(alerts)
+                .where(alerts.c.id.in_(list(alert_ids)))
+                .values(status="sent", sent_at=when, remote_ref=remote_ref, rolled_up=True, uncertain=False)
+            )
 
     def outbox_depth(self) -> dict[str, int]:
         """Pending alerts per destination."""

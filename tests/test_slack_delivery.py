@@ -49,10 +49,10 @@ def db(tmp_path: Path) -> Iterator[Store]:
     store.close()
 
 
-def add_alerts(store: Store, channel_titles: list[tuple[str, str]]) -> list[str]:
+def add_alerts(store: Store, channel_titles: list[tuple[str, str]], first: int = 0) -> list[str]:
     """Store one flagged item per (channel, title) and its alert; return the alert ids in order."""
     scored = []
-    for n, (_, title) in enumerate(channel_titles):
+    for n, (_, title) in enumerate(channel_titles, start=first):
         item = Item(
             f"i{n}",
             f"https://news.example/{n}",
@@ -66,12 +66,13 @@ def add_alerts(store: Store, channel_titles: list[tuple[str, str]]) -> list[str]
     _, keys = new_items([s.item for s in scored], {}, [item_keys(s.item) for s in scored])
     ids = []
     with store.transaction() as conn:
-        for n, (channel, _) in enumerate(channel_titles):
+        for k, (channel, _) in enumerate(channel_titles):
+            n = first + k
             alerts = decide_alerts(
-                [scored[n]], {f"t{n}": [f"slack:{channel}"]}, set(), NOW + timedelta(seconds=n)
+                [scored[k]], {f"t{n}": [f"slack:{channel}"]}, set(), NOW + timedelta(seconds=n)
             )
             ids += [a.id for a in alerts]
-            store.save_scored(conn, [scored[n]], {scored[n].item.id: keys[scored[n].item.id]}, {}, alerts)
+            store.save_scored(conn, [scored[k]], {scored[k].item.id: keys[scored[k].item.id]}, {}, alerts)
     return ids
 
 
@@ -297,3 +298,34 @@ def test_a_second_outlet_goes_into_the_thread_and_updates_the_sources_line(
     assert "Finnish investigators board tanker" in json.dumps(reply["blocks"])
     assert reply["metadata"]["event_type"] == "watchfloor_followup"
     assert parent.get("edited") and "2 sources" in json.dumps(parent["blocks"])
+
+
+def test_flood_control_caps_a_topic_per_channel_and_rolls_up_the_rest(db: Store, slack: FakeSlack) -> None:
+    # Seven stories of one topic for one channel within the hour, cap 3.
+    stories = [("C0FLOOD001", f"Story {n}") for n in range(7)]
+    scored_ids = add_alerts(db, stories)
+    with db.transaction() as conn:  # one topic for all (add_alerts gives each its own)
+        conn.exec_driver_sql("UPDATE alerts SET topic = 'flood'")
+    clock = Clock()
+    d = delivery(db, slack, clock)
+    d.hourly_cap = 3
+    d.rollup_delay = timedelta(minutes=10)
+    first = asyncio.run(d.deliver_due())
+    assert (first.sent, first.held, first.rolled_up) == (3, 4, 0)
+    assert len(slack.top_level("C0FLOOD001")) == 3
+    clock.now += timedelta(minutes=11)  # the held stories have gathered: one roll-up
+    second = asyncio.run(d.deliver_due())
+    assert second.rolled_up == 4
+    messages = slack.top_level("C0FLOOD001")
+    assert len(messages) == 4 and messages[-1]["text"].startswith("4 more stories on")
+    assert set(messages[-1]["metadata"]["event_payload"]["alert_ids"]) == set(scored_ids[3:])
+    # More stories within the hour wait for the next hour's roll-up.
+    more = add_alerts(db, [("C0FLOOD001", "Story late")], first=100)
+    with db.transaction() as conn:
+        conn.exec_driver_sql("UPDATE alerts SET topic = 'flood'")
+    clock.now += timedelta(minutes=15)
+    third = asyncio.run(d.deliver_due())
+    assert third.held == 1 and third.rolled_up == 0
+    clock.now += timedelta(hours=1)
+    assert asyncio.run(d.deliver_due()).rolled_up == 1
+    assert more[0] in {a.alert.id for a in db.alerts_for("sent")}

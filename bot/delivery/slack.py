@@ -31,7 +31,13 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.render.slack import EVENT_ALERT, alert_message, followup_message, sources_line_update
+from bot.render.slack import (
+    EVENT_ALERT,
+    alert_message,
+    flood_rollup_message,
+    followup_message,
+    sources_line_update,
+)
 from bot.store import Store, StoredAlert
 
 log = logging.getLogger(__name__)
@@ -72,6 +78,8 @@ class RetryPolicy:
 @dataclass
 class DeliveryReport:
     followups: int = 0
+    held: int = 0
+    rolled_up: int = 0
     sent: int = 0
     found_posted: int = 0
     retrying: int = 0
@@ -99,6 +107,8 @@ class SlackDelivery:
     clock: Callable[[], datetime]
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     pace_seconds: float = 1.0
+    hourly_cap: int = 10
+    rollup_delay: timedelta = timedelta(minutes=10)
     rng: random.Random = field(default_factory=random.Random)
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
     _last_post: dict[str, float] = field(default_factory=dict)
@@ -119,6 +129,7 @@ class SlackDelivery:
         await asyncio.gather(
             *(self._deliver_channel(ch, alerts, report) for ch, alerts in by_channel.items())
         )
+        await self._send_rollups(now, report)
         await self._deliver_followups(now, report)
         return report
 
@@ -195,9 +206,51 @@ class SlackDelivery:
         return False
 
     async def _deliver_channel(self, channel: str, queue: list[StoredAlert], report: DeliveryReport) -> None:
+        hour_ago = self.clock() - timedelta(hours=1)
+        sent: dict[str, int] = {}
         for stored in queue:
+            topic, dest = stored.alert.topic, stored.alert.destination
+            if topic not in sent:
+                sent[topic] = self.store.sent_since(topic, dest, hour_ago, rolled_up=False)
+            if sent[topic] >= self.hourly_cap:
+                self.store.hold_alert(stored.alert.id)
+                report.held += 1
+                continue
             if not await self._deliver_one(channel, stored, report):
                 return  # it waits, so the alerts behind it wait: order per channel is kept
+            sent[topic] += 1
+
+    async def _send_rollups(self, now: datetime, report: DeliveryReport) -> None:
+        """One "N more stories on <topic>" per topic and channel, once its held stories have gathered for
+        `rollup_delay`, and at most one an hour."""
+        groups: dict[tuple[str, str], list[StoredAlert]] = {}
+        for stored in self.store.held_alerts("slack:"):
+            groups.setdefault((stored.alert.destination, stored.alert.topic), []).append(stored)
+        for (dest, topic), held in groups.items():
+            if min(h.alert.created for h in held) > now - self.rollup_delay:
+                continue
+            if self.store.sent_since(topic, dest, now - timedelta(hours=1), rolled_up=True):
+                continue
+            channel = channel_of(dest)
+            await self._pace(channel)
+            try:
+                response = await self.client.chat_postMessage(
+                    channel=channel, **flood_rollup_message(self.topic_title(topic), held)
+                )
+            except (SlackApiError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+                log.warning(
+                    "rollup topic=%s channel=%s failed, kept for the next run: %s",
+                    topic,
+                    channel,
+                    _describe(exc),
+                )
+                continue
+            self.store.mark_rolled_up(
+                [h.alert.id for h in held],
+                self.clock(),
+                f"{response.get('channel') or channel}:{response.get('ts')}",
+            )
+            report.rolled_up += len(held)
 
     async def _pace(self, channel: str) -> None:
         last = self._last_post.get(channel)

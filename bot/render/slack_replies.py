@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.config import TopicConfig
-from bot.durations import format_duration
 from bot.items import TopicScore
 from bot.queries import AlertedItem, ItemRecord, SearchHit, StatusReport, TopicActivity
 from bot.render.slack import (
@@ -136,18 +135,24 @@ def ago(when: datetime | None, now: datetime) -> str:
 
 
 def usage_line(command: str) -> str:
-    return f"Usage: `{command} " + " | ".join(u for u, _ in SUBCOMMANDS.values()) + "` (add `share` to post it)"
+    return (
+        f"Usage: `{command} " + " | ".join(u for u, _ in SUBCOMMANDS.values()) + "` (add `share` to post it)"
+    )
 
 
 def help_reply(command: str) -> Reply:
     lines = [f"• `{command} {usage}` — {what}" for usage, what in SUBCOMMANDS.values()]
-    lines.append(f"Add `share` (or `--share`) at the end to post the answer in the channel; `{command}` "
-                 "answers only you otherwise.")
+    lines.append(
+        f"Add `share` (or `--share`) at the end to post the answer in the channel; `{command}` "
+        "answers only you otherwise."
+    )
     lines.append("Coming later: " + ", ".join(f"`{p}`" for p in PLANNED) + ".")
     return _reply(f"{command}: " + ", ".join(SUBCOMMANDS), _pack(f"*{command}* — Watchfloor news", lines))
 
 
-def problem_reply(command: str, problem: str, suggestions: Sequence[str] = (), usage: str | None = None) -> Reply:
+def problem_reply(
+    command: str, problem: str, suggestions: Sequence[str] = (), usage: str | None = None
+) -> Reply:
     """A mistyped subcommand, topic or argument: what was wrong, the likely fix, and how to write it.
 
     `problem` is already escaped by the caller (it mixes our words with echoed input); `suggestions` are
@@ -214,7 +219,9 @@ def topics_reply(topics: Sequence[TopicConfig], activity: Mapping[str, TopicActi
             f"alerts {a.last_day} in 24 h, {a.last_week} in 7 d"
         )
     header = f"*{len(topics)} topic{'s' if len(topics) != 1 else ''}*"
-    return _reply(f"{len(topics)} topics", _pack(header, lines, ["Precision from feedback comes with the buttons."]))
+    return _reply(
+        f"{len(topics)} topics", _pack(header, lines, ["Precision from feedback comes with the buttons."])
+    )
 
 
 # -- status -----------------------------------------------------------------------------------------------
@@ -241,7 +248,9 @@ def status_reply(report: StatusReport, running: Mapping[str, str], now: datetime
     )
     blocks = _pack(header, lines or ["No sources polled yet."])
     outbox = (
-        ", ".join(f"{fit(d, FIELD_SHOWN)}: {n}" for d, n in report.outbox.items()) if report.outbox else "empty"
+        ", ".join(f"{fit(d, FIELD_SHOWN)}: {n}" for d, n in report.outbox.items())
+        if report.outbox
+        else "empty"
     )
     dead_lines = [
         f"• {fit(d.title, TITLE_SHOWN)} — {fit(d.topic, FIELD_SHOWN)} → {fit(d.destination, FIELD_SHOWN)}, "
@@ -258,7 +267,9 @@ def status_reply(report: StatusReport, running: Mapping[str, str], now: datetime
     for topic in sorted(set(stored) | set(running)):
         now_running = f"running `{fit(running[topic], 40)}`" if topic in running else ""
         seen = ("stored " + ", ".join(stored[topic][:5])) if topic in stored else ""
-        model_lines.append(f"• `{fit(topic, FIELD_SHOWN)}`: " + "; ".join(p for p in (now_running, seen) if p))
+        model_lines.append(
+            f"• `{fit(topic, FIELD_SHOWN)}`: " + "; ".join(p for p in (now_running, seen) if p)
+        )
     tail.append("*Models:* " + ("\n" + "\n".join(model_lines) if model_lines else "no scores stored yet"))
     room = BLOCKS_MAX - len(blocks)
     blocks += [_section(t) for t in tail[:room]]
@@ -276,7 +287,10 @@ def search_reply(query: str, hits: Sequence[SearchHit]) -> Reply:
         return _reply(text, [_section(text)])
     lines = [_item_line(h.title, h.url, h.source, h.published, f" · `{h.item_id}`") for h in hits]
     header = f"*{len(hits)} match{'es' if len(hits) != 1 else ''} for* _{shown}_, best first"
-    return _reply(f"{len(hits)} matches", _pack(header, lines, ["Simple word search for now; full-text ranking comes later."]))
+    return _reply(
+        f"{len(hits)} matches",
+        _pack(header, lines, ["Simple word search for now; full-text ranking comes later."]),
+    )
 
 
 # -- explain ----------------------------------------------------------------------------------------------
@@ -317,7 +331,11 @@ def explain_reply(
             mark = ":white_check_mark: flagged" if s.flagged else "not flagged"
             reason = f"; rules failed: {fit(s.why.rules_failed, 200)}" if s.why.rules_failed else ""
             terms = _terms(s.why.terms) or "no terms"
-            rules = f"; rules: {', '.join(fit(r, 60) for r in s.why.rules_matched)}" if s.why.rules_matched else ""
+            rules = (
+                f"; rules: {', '.join(fit(r, 60) for r in s.why.rules_matched)}"
+                if s.why.rules_matched
+                else ""
+            )
             lines.append(f"{label}{threshold}: {s.score:.2f} {mark} — terms: {terms}{rules}{reason}")
         elif tid in stored:
             s2 = stored[tid]
