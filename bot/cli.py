@@ -112,6 +112,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 2
 
 
+def cmd_manifest(args: argparse.Namespace) -> int:
+    from bot.manifest import ManifestError, manifest_command, resolve_socket_mode
+
+    config = _load(args)
+    try:
+        socket = resolve_socket_mode(args.socket, args.url)
+        sys.stdout.write(manifest_command(config, socket, args.url, fmt="json" if args.json else "yaml"))
+    except ManifestError as exc:
+        print(f"watchfloor manifest: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="watchfloor", description="News alerts on watch topics.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -143,6 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="run one poll cycle and exit")
     p.set_defaults(func=cmd_run)
     add("serve", "the Slack web endpoint (Procfile `web`)").set_defaults(func=cmd_serve)
+    p = add("manifest", "print the Slack app manifest for this config (paste it at api.slack.com/apps)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--socket", action="store_true", help="Socket Mode (the default)")
+    mode.add_argument("--url", help="HTTP mode: public https base URL; Slack posts to <url>/slack/events")
+    p.add_argument("--json", action="store_true", help="JSON instead of YAML")
+    p.set_defaults(func=cmd_manifest)
     return parser
 
 
