@@ -103,13 +103,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from bot.web import run_web
+
     _load(args)
-    print(
-        "watchfloor serve: the Slack web endpoint is not configured yet in this version "
-        "(it arrives with the Slack integration); use `watchfloor run`.",
-        file=sys.stderr,
-    )
-    return 2
+    return run_web(args.config)
 
 
 def cmd_manifest(args: argparse.Namespace) -> int:

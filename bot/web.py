@@ -231,12 +231,14 @@ def run_web(config_file: str | Path | None = None, port: int | None = None, host
         return 2
     port = port or int(os.environ.get("PORT") or DEFAULT_PORT)
     store = Store.open(config.database_url())
+    deps = web_deps(path, config, store)
     try:
-        app = create_asgi(config, web_deps(path, config, store), on_shutdown=store.close)
+        app = create_asgi(config, deps, on_shutdown=store.close)
     except SlackSetupError as exc:
         store.close()
         print(f"watchfloor serve: {exc}", file=sys.stderr)
         return 2
+    deps.scorer()  # start loading the models now, in the background, so `status` can name them early
     log.info("serving Slack endpoint host=%s port=%s path=%s", host, port, SLACK_PATH)
     uvicorn.run(app, host=host, port=port, lifespan="on", log_level="info", proxy_headers=True)
     return 0

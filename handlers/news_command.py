@@ -261,8 +261,17 @@ def register(app: AsyncApp, deps: Deps) -> None:
             )
             reply, share = render.error_reply(incident), False
         try:
-            await respond(**reply, response_type="in_channel" if share else "ephemeral")
+            sent = await respond(**reply, response_type="in_channel" if share else "ephemeral")
         except Exception:  # nothing more can reach the user; the log must say what was lost
             log.exception("respond failed command=%s user=%s", name, command.get("user_id"))
+            return
+        if sent.status_code != 200:
+            log.error(
+                "respond refused command=%s user=%s status=%s body=%s",
+                name,
+                command.get("user_id"),
+                sent.status_code,
+                sent.body[:300],
+            )
 
     app.command(name)(on_news)

@@ -111,6 +111,7 @@ class SlackDelivery:
     rollup_delay: timedelta = timedelta(minutes=10)
     rng: random.Random = field(default_factory=random.Random)
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+    monotonic: Callable[[], float] = time.monotonic
     _last_post: dict[str, float] = field(default_factory=dict)
     _channel_ids: dict[str, str] = field(default_factory=dict)
 
@@ -255,10 +256,10 @@ class SlackDelivery:
     async def _pace(self, channel: str) -> None:
         last = self._last_post.get(channel)
         if last is not None:
-            wait = last + self.pace_seconds - time.monotonic()
+            wait = last + self.pace_seconds - self.monotonic()
             if wait > 0:
                 await self.sleep(wait)
-        self._last_post[channel] = time.monotonic()
+        self._last_post[channel] = self.monotonic()
 
     async def _deliver_one(self, channel: str, stored: StoredAlert, report: DeliveryReport) -> bool:
         """True when the alert is settled (sent, found, or dead); False when it must wait for a retry."""

@@ -134,14 +134,21 @@ def ago(when: datetime | None, now: datetime) -> str:
 # -- help and errors --------------------------------------------------------------------------------------
 
 
+def _code(text: str) -> str:
+    """Our own text shown in a code span: `<words>` must not read as link markup."""
+    return escape_mrkdwn(text, neutralise_formatting=False)
+
+
 def usage_line(command: str) -> str:
     return (
-        f"Usage: `{command} " + " | ".join(u for u, _ in SUBCOMMANDS.values()) + "` (add `share` to post it)"
+        f"Usage: `{command} "
+        + " | ".join(_code(u) for u, _ in SUBCOMMANDS.values())
+        + "` (add `share` to post it)"
     )
 
 
 def help_reply(command: str) -> Reply:
-    lines = [f"• `{command} {usage}` — {what}" for usage, what in SUBCOMMANDS.values()]
+    lines = [f"• `{command} {_code(usage)}` — {what}" for usage, what in SUBCOMMANDS.values()]
     lines.append(
         f"Add `share` (or `--share`) at the end to post the answer in the channel; `{command}` "
         "answers only you otherwise."
@@ -160,7 +167,7 @@ def problem_reply(
     text = f":warning: {problem}"
     if suggestions:
         text += "\nDid you mean " + " or ".join(f"`{fit(s, FIELD_SHOWN)}`" for s in suggestions) + "?"
-    text += "\n" + (f"Usage: `{command} {usage}`" if usage else usage_line(command))
+    text += "\n" + (f"Usage: `{command} {_code(usage)}`" if usage else usage_line(command))
     return _reply(text, [_section(text)])
 
 

@@ -15,7 +15,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -23,88 +22,15 @@ import httpx
 import pytest
 import uvicorn
 from fakes.slack_api import FakeSlack
+from news_store import CABLES, DPRK, NOW, REQUESTS, fill, news_config
 from slack_sdk.signature import SignatureVerifier
-from support import FIXTURES
 
 from bot.app import Deps, Explainer
-from bot.config import Config, load_config
-from bot.decide import decide_alerts
-from bot.dedup import item_keys, new_items
-from bot.items import Item, ScoredItem, TopicScore, Why
-from bot.sources.health import SourceHealth
+from bot.items import Item, TopicScore, Why
 from bot.store import Store
 from bot.web import create_asgi
 
-NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 SECRET = "test-signing-secret"
-REQUESTS = FIXTURES / "slack_requests"
-DPRK = "dprk-russia-military"
-CABLES = "undersea-cable-sabotage"
-HOSTILE = "<!channel> Pyongyang ships missiles <https://evil.example|click here> & more"
-
-
-# -- the store ----------------------------------------------------------------------------------------------
-
-
-def _scored(
-    item_id: str, title: str, source: str, published: datetime, topic: str, score: float, text: str = ""
-) -> ScoredItem:
-    item = Item(
-        item_id,
-        f"https://news.example/{item_id}",
-        title,
-        text or f"{title}. Reported by {source}.",
-        published,
-        source,
-    )
-    flagged = score >= 0.5
-    why = Why(terms=(("north korean", 0.91), ("shells", 0.4)), rules_matched=("korea",)) if flagged else Why()
-    return ScoredItem(item, item.id, (TopicScore(topic, score, flagged, why),), f"Summary of {item_id}.")
-
-
-def fill(store: Store, config: Config) -> None:
-    """Five items: three alerted on DPRK (one three days ago, one hostile), one cable alert that went to
-    the dead letters, one unflagged old item; a healthy source and a failing one."""
-    store.ensure_sources([(s.name, s.url) for s in config.sources])
-    batches = [
-        (NOW - timedelta(days=3), _scored("i-dprk-old", "Russia receives North Korean rockets", "gazette",
-                                          NOW - timedelta(days=3), DPRK, 0.7)),
-        (NOW - timedelta(hours=2), _scored("i-dprk-shells", "North Korean artillery shells reach Russian front",
-                                           "wire", NOW - timedelta(hours=2), DPRK, 0.91)),
-        (NOW - timedelta(hours=1), _scored("i-cable", "Anchor drags across Baltic data cable", "gazette",
-                                           NOW - timedelta(hours=1), CABLES, 0.8)),
-        (NOW - timedelta(minutes=30), _scored("i-hostile", HOSTILE, "wire", NOW - timedelta(minutes=30),
-                                              DPRK, 0.75)),
-        (NOW - timedelta(days=10), _scored("i-repair", "Cable repair ship leaves port with artillery escort",
-                                           "gazette", NOW - timedelta(days=10), CABLES, 0.2)),
-    ]  # fmt: skip
-    destinations = {t.id: list(t.destinations) for t in config.topics}
-    versions = {DPRK: "dprk0123abcd", CABLES: "cable456efab"}
-    for when, s in batches:
-        _, keys = new_items([s.item], {}, [item_keys(s.item)])
-        with store.transaction() as conn:
-            alerts = decide_alerts([s], destinations, set(), when)
-            store.save_scored(conn, [s], keys, versions, alerts)
-    [cable_alert] = [a for a in store.alerts_for() if a.alert.item_id == "i-cable"]
-    store.mark_failed(cable_alert.alert.id, "channel_not_found", None)
-    with store.transaction() as conn:
-        store.save_health(
-            conn,
-            [
-                ("wire", SourceHealth(last_success=NOW - timedelta(minutes=10)), 200),
-                (
-                    "broken-feed",
-                    SourceHealth(
-                        last_success=NOW - timedelta(days=2),
-                        last_error="HTTP 503 <b>Service Unavailable</b>",
-                        last_error_at=NOW - timedelta(minutes=10),
-                        consecutive_failures=3,
-                    ),
-                    503,
-                ),
-            ],
-            NOW - timedelta(minutes=10),
-        )
 
 
 # -- the server ---------------------------------------------------------------------------------------------
@@ -151,7 +77,7 @@ def _run_uvicorn(app: Any) -> tuple[uvicorn.Server, threading.Thread, int]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    config = load_config(REQUESTS / "config.toml")
+    config = news_config()
     store = Store.open(f"sqlite:///{tmp_path_factory.mktemp('news') / 'news.sqlite'}")
     fill(store, config)
     scorer: dict[str, Explainer | None] = {"now": None}
@@ -179,12 +105,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def signed_headers(body: str, timestamp: int | None = None, secret: str = SECRET) -> dict[str, str]:
+    """Slack's v0 signature, computed by hand (and checked against slack_sdk's) so the test does not trust
+    the very code it exercises."""
     ts = str(timestamp if timestamp is not None else int(time.time()))
-    signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
+    digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+    signature = f"v0={digest}"
+    assert signature == SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
     return {
         "Content-Type": "application/x-www-form-urlencoded",
         "X-Slack-Request-Timestamp": ts,
-        "X-Slack-Signature": signature or "",
+        "X-Slack-Signature": signature,
     }
 
 
@@ -256,7 +186,8 @@ def test_help_lists_the_subcommands_ephemerally(server: Server) -> None:
     text = section_texts(reply)
     assert reply["response_type"] == "ephemeral"
     for sub in ("latest [topic] [n]", "search <words>", "topics", "status", "explain <item id or URL>"):
-        assert sub.replace("<", "&lt;").replace(">", "&gt;") in text or sub in text
+        assert sub.replace("<", "&lt;").replace(">", "&gt;") in text
+    assert "<words>" not in text
     assert news(server, "")["text"] == reply["text"]  # a bare /news is help
 
 
@@ -276,7 +207,9 @@ def test_latest_lists_alerted_items_newest_first_once_each(server: Server) -> No
 
 def test_latest_with_a_bad_count_or_topic_says_how(server: Server) -> None:
     too_many = section_texts(news(server, "latest 50"))
-    assert "n is 50: use a number from 1 to 20" in too_many and "Usage: `/news latest [topic] [n]`" in too_many
+    assert (
+        "n is 50: use a number from 1 to 20" in too_many and "Usage: `/news latest [topic] [n]`" in too_many
+    )
     typo = section_texts(news(server, "latest dprk-rusia-military"))
     assert "no topic `dprk-rusia-military`" in typo and f"Did you mean `{DPRK}`?" in typo
 
@@ -295,7 +228,7 @@ def test_status_shows_the_failing_source_outbox_dead_letter_and_models(server: S
     broken = next(line for line in text.splitlines() if "broken-feed" in line)
     assert "3 failures in a row" in broken and "last success 2d ago" in broken
     assert "HTTP 503 &lt;b&gt;Service Unavailable&lt;/b&gt;" in broken  # feed error text escaped
-    assert "3 sources, 1 failing" in text and "last poll 10m ago" in text
+    assert "*Sources:* 3, 1 failing" in text and "last poll 10m ago" in text
     assert "slack:#dprk-watch: 3" in text and "console: 3" in text  # pending per destination
     assert "*Dead letters:* 1" in text and "Anchor drags across Baltic data cable" in text
     assert "channel_not_found" in text
@@ -304,9 +237,8 @@ def test_status_shows_the_failing_source_outbox_dead_letter_and_models(server: S
 
 def test_search_finds_by_word_best_first_and_honours_filters(server: Server) -> None:
     text = section_texts(news(server, "search artillery"))
-    # In the title of both; the title of i-dprk-shells also... both title hits: newest first.
-    assert "i-dprk-shells" in text and "i-repair" in text
-    assert text.index("i-dprk-shells") < text.index("i-repair")
+    # In the title (and text) of both: equal scores, newest first.
+    assert text.index("`i-dprk-shells`") < text.index("`i-repair`")
 
     by_text = section_texts(news(server, "search reported"))  # only in the text: every item matches
     assert by_text.count("`i-") == 5
@@ -323,9 +255,9 @@ def test_search_finds_by_word_best_first_and_honours_filters(server: Server) -> 
 
 def test_search_ranks_title_hits_above_text_hits(server: Server) -> None:
     text = section_texts(news(server, "search russian"))
-    # "Russian" is in i-dprk-shells' title; i-dprk-old has "Russia" in its title (no "russian"), so
-    # only titles and texts holding "russian" match, title hits first.
-    assert text.index("i-dprk-shells") < (text.index("i-dprk-old") if "i-dprk-old" in text else len(text))
+    # "Russian" is in i-dprk-shells' title (and text); only in i-cable's text, though i-cable is newer.
+    assert text.index("`i-dprk-shells`") < text.index("`i-cable`")
+    assert "`i-dprk-old`" not in text  # "Russia receives …": every word must match
 
 
 def test_bad_duration_and_filters_get_helpful_messages(server: Server) -> None:
