@@ -66,6 +66,22 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 metadata = MetaData()
 
+
+def _delivery_columns() -> list[Column[Any]]:
+    """What every outbox row (alerts, thread replies) tracks about its delivery; fresh objects per table."""
+    return [
+        Column("status", String(16), nullable=False, default="pending"),  # pending | held | sent | dead
+        Column("attempts", Integer, nullable=False, default=0),
+        Column("next_attempt", UTCDateTime, nullable=False),
+        Column("sent_at", UTCDateTime),
+        Column("remote_ref", Text),
+        Column("last_error", Text),
+        # Set when a send may have reached the destination without us learning so (a timeout after the
+        # request went out, a crash before recording): the next attempt looks before posting again.
+        Column("uncertain", Boolean, nullable=False, default=False),
+    ]
+
+
 sources = Table(
     "sources",
     metadata,
@@ -139,15 +155,7 @@ alerts = Table(
     Column("story_id", String(40), nullable=False),
     Column("item_id", String(40), ForeignKey("items.id"), nullable=False),
     Column("created", UTCDateTime, nullable=False),
-    Column("status", String(16), nullable=False, default="pending"),  # pending | sent | dead
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("next_attempt", UTCDateTime, nullable=False),
-    Column("sent_at", UTCDateTime),
-    Column("remote_ref", Text),
-    Column("last_error", Text),
-    # Set when a send may have reached the destination without us learning so (a timeout after the request
-    # went out, a crash before recording): the next attempt looks for the message before posting again.
-    Column("uncertain", Boolean, nullable=False, default=False),
+    *_delivery_columns(),
     # Sent inside a flood-control roll-up rather than as a message of its own.
     Column("rolled_up", Boolean, nullable=False, default=False),
     UniqueConstraint("topic", "destination", "story_id", name="uq_alert_story"),
@@ -162,13 +170,7 @@ followups = Table(
     Column("alert_id", String(40), ForeignKey("alerts.id"), nullable=False),
     Column("item_ids", Text, nullable=False),  # JSON list, in published order
     Column("created", UTCDateTime, nullable=False),
-    Column("status", String(16), nullable=False, default="pending"),  # pending | sent | dead
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("next_attempt", UTCDateTime, nullable=False),
-    Column("sent_at", UTCDateTime),
-    Column("remote_ref", Text),
-    Column("last_error", Text),
-    Column("uncertain", Boolean, nullable=False, default=False),
+    *_delivery_columns(),
     Index("ix_followups_due", "status", "next_attempt"),
 )
 
