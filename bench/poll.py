@@ -264,6 +264,7 @@ def main() -> None:
     ap.add_argument("--per-host", type=int, default=4)
     ap.add_argument("--concurrency", type=int, default=200)
     ap.add_argument("--transport", choices=["aiohttp", "httpcore", "both"], default="aiohttp")
+    ap.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio", help="event loop")
     ap.add_argument(
         "--fetch-only",
         dest="pipeline",
@@ -273,7 +274,13 @@ def main() -> None:
     args = ap.parse_args()
     server, port = start_server(args.feeds, args.delay, args.hosts)
     try:
-        asyncio.run(run_all(args, port))
+        if args.loop == "uvloop":
+            import uvloop
+
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                runner.run(run_all(args, port))
+        else:
+            asyncio.run(run_all(args, port))
     finally:
         server.terminate()
         server.wait(timeout=10)
