@@ -109,6 +109,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return run_web(args.config)
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from bot.queries import status_report
+    from bot.render.console import render_status
+    from bot.store import Store
+
+    config = _load(args)
+    store = Store.open(config.database_url())
+    try:
+        store.ensure_sources(
+            [(s.name, s.url) for s in config.sources]
+        )  # configured but never polled show too
+        print(render_status(status_report(store), datetime.now(UTC)))
+    finally:
+        store.close()
+    return 0
+
+
 def cmd_manifest(args: argparse.Namespace) -> int:
     from bot.manifest import ManifestError, manifest_command, resolve_socket_mode
 
@@ -153,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="run one poll cycle and exit")
     p.set_defaults(func=cmd_run)
     add("serve", "the Slack web endpoint (Procfile `web`)").set_defaults(func=cmd_serve)
+    add("status", "sources' health, outbox depth, dead letters and model versions").set_defaults(
+        func=cmd_status
+    )
     p = add("manifest", "print the Slack app manifest for this config (paste it at api.slack.com/apps)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--socket", action="store_true", help="Socket Mode (the default)")

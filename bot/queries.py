@@ -443,3 +443,14 @@ def source_names(store: Store) -> list[str]:
     """Every source name the store knows (configured now or in the past)."""
     with store.engine.connect() as conn:
         return [str(n) for n in conn.execute(select(sources.c.name).order_by(sources.c.name)).scalars()]
+
+
+# -- App Home ---------------------------------------------------------------------------------------------
+
+
+def latest_per_topic(store: Store, topics: Sequence[str], per_topic: int) -> dict[str, list[AlertedItem]]:
+    """Each topic's `per_topic` most recent alerted items (as `latest_alerted` gives them), for App Home.
+
+    One `latest_alerted` per topic: topics are tens at most, and each query is bounded by `per_topic`.
+    """
+    return {topic: latest_alerted(store, topic, per_topic) for topic in dict.fromkeys(topics)}

@@ -149,3 +149,31 @@ def test_run_once_prints_alerts_to_the_console_without_a_slack_token(
         # A second run finds the same item stored: no new alert.
         assert main(["run", "--once", "--config", str(path)]) == 0
         assert "Anchor-dragging" not in capsys.readouterr().out
+
+
+def test_status_command_shows_health_outbox_and_dead_letters(
+    tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.cli import main
+    from bot.store import Store
+
+    feeds = tmp_path / "feeds"
+    feeds.mkdir()
+    shutil.copy(FIXTURES / "poll" / "wire.xml", feeds / "wire.xml")
+    monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    with FeedServer(feeds) as server:
+        path = write_config(
+            tmp_path, model_dir, {"wire": server.url("wire.xml"), "gone": server.url("missing.xml")}
+        )
+        assert main(["run", "--once", "--config", str(path)]) == 0
+    store = Store.open(f"sqlite:///{tmp_path / 'var' / 'poll.sqlite'}")
+    [sent] = store.alerts_for("sent")
+    store.mark_failed(sent.alert.id, "Slack refused: is_archived", None)
+    store.close()
+    capsys.readouterr()
+    assert main(["status", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "sources: 2 (1 failing)" in out and "✗ gone: 1 failure(s)" in out and "404" in out
+    assert "✓ wire" in out and "dead letters: 1" in out and "is_archived" in out
+    assert "undersea-cable-sabotage: version" in out

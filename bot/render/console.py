@@ -10,6 +10,7 @@ import re
 import textwrap
 from datetime import datetime
 
+from bot.queries import StatusReport
 from bot.store import StoredAlert, Tally
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -55,4 +56,43 @@ def render_tally(tally: Tally, topic_ids: list[str]) -> str:
     width = max((len(t) for t in topic_ids), default=10)
     for tid in topic_ids:
         lines.append(f"  {tid.ljust(width)}  {tally.alerts_per_topic.get(tid, 0)} alert(s)")
+    return "\n".join(lines)
+
+
+def _ago(when: datetime | None, now: datetime) -> str:
+    if when is None:
+        return "never"
+    seconds = int((now - when).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{max(seconds, 0)}s ago"
+
+
+def render_status(report: StatusReport, now: datetime) -> str:
+    """The facts of `/news status`, for the terminal: sources' health, outbox, dead letters, models."""
+    failing = [s for s in report.sources if s.consecutive_failures]
+    lines = [
+        f"sources: {len(report.sources)} ({len(failing)} failing) · last poll {_ago(report.last_poll, now)}",
+    ]
+    for s in report.sources:
+        if s.consecutive_failures:
+            lines.append(
+                f"  ✗ {clean(s.name)}: {s.consecutive_failures} failure(s) in a row, last success "
+                f"{_ago(s.last_success, now)}; {clean(s.last_error or 'unknown error')[:200]}"
+            )
+        else:
+            lines.append(f"  ✓ {clean(s.name)}: last success {_ago(s.last_success, now)}")
+    depth = sum(report.outbox.values())
+    lines.append(
+        f"outbox: {depth} pending" + "".join(f"\n  {d}: {n}" for d, n in sorted(report.outbox.items()))
+    )
+    lines.append(f"dead letters: {report.dead_count}")
+    for d in report.dead_latest:
+        lines.append(
+            f"  {d.topic} → {d.destination}: {clean(d.title)[:80]} ({d.attempts} attempts; {clean(d.last_error or '')[:120]})"
+        )
+    lines.append("models:" if report.model_versions else "models: none used yet")
+    for m in report.model_versions:
+        lines.append(f"  {m.topic}: version {m.version} ({m.scores} stored scores)")
     return "\n".join(lines)
