@@ -31,15 +31,19 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    PrimaryKeyConstraint,
     bindparam,
     create_engine,
     event,
+    exists,
     func,
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from bot.feedback import ItemLabels, Tally as VoteTally, Verdict, Vote, item_labels
 from bot.items import Alert, Followup, Item, ScoredItem
 from bot.sources.health import SourceHealth
 
@@ -174,6 +178,33 @@ followups = Table(
     Index("ix_followups_due", "status", "next_attempt"),
 )
 
+# The alert buttons' verdicts: one row per alert and user, replaced when the user clicks again (the latest
+# counts). topic and item_id are copied from the alert so training labels need no join through alerts.
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("alert_id", String(40), ForeignKey("alerts.id"), nullable=False),
+    Column("user_id", String(40), nullable=False),
+    Column("topic", String(80), nullable=False),
+    Column("item_id", String(40), ForeignKey("items.id"), nullable=False),
+    Column("verdict", String(16), nullable=False),  # relevant | not_relevant
+    Column("at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("alert_id", "user_id", name="pk_feedback"),
+    Index("ix_feedback_topic", "topic"),
+)
+
+# A topic muted at one destination until a time (the "Mute topic here 24 h" button, `/news mute`). One row
+# per topic and destination; muting again never shortens a mute (only unmuting ends it early).
+mutes = Table(
+    "mutes",
+    metadata,
+    Column("topic", String(80), nullable=False),
+    Column("destination", String(120), nullable=False),
+    Column("until", UTCDateTime, nullable=False),
+    Column("by_user", String(40), nullable=False),
+    PrimaryKeyConstraint("topic", "destination", name="pk_mutes"),
+)
+
 # Score rows are kept only at or above this floor (and always when flagged): 100k items x N topics of
 # near-zero scores would dominate the database and nobody asks for them; `explain` recomputes anyway.
 SCORE_FLOOR = 0.05
@@ -225,6 +256,52 @@ class Tally:
     items: int
     stories: int
     alerts_per_topic: dict[str, int]
+
+
+class UnknownAlert(LookupError):
+    """No stored alert has this id (a stale button after the database was reset, or a forged value)."""
+
+
+class FeedbackLabel(tuple[str, str, str, int]):
+    """(item_id, title, text, label): one training label from feedback, 1 relevant or 0 not."""
+
+    __slots__ = ()
+
+    def __new__(cls, item_id: str, title: str, text: str, label: int) -> FeedbackLabel:
+        return super().__new__(cls, (item_id, title, text, label))
+
+    @property
+    def item_id(self) -> str:
+        return self[0]
+
+    @property
+    def title(self) -> str:
+        return self[1]
+
+    @property
+    def text(self) -> str:
+        return self[2]
+
+    @property
+    def label(self) -> int:
+        return self[3]
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackTie:
+    """An item whose users disagree evenly: left out of training, shown to the team."""
+
+    item_id: str
+    title: str
+    tally: VoteTally
+
+
+@dataclass(frozen=True, slots=True)
+class Mute:
+    topic: str
+    destination: str
+    until: datetime
+    by_user: str
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

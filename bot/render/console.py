@@ -81,6 +81,8 @@ def render_status(report: StatusReport, now: datetime) -> str:
                 f"  ✗ {clean(s.name)}: {s.consecutive_failures} failure(s) in a row, last success "
                 f"{_ago(s.last_success, now)}; {clean(s.last_error or 'unknown error')[:200]}"
             )
+        elif s.last_polled is None:
+            lines.append(f"  · {clean(s.name)}: not polled yet")
         else:
             lines.append(f"  ✓ {clean(s.name)}: last success {_ago(s.last_success, now)}")
     depth = sum(report.outbox.values())

@@ -27,7 +27,6 @@ from bot.queries import AlertedItem, TopicActivity
 from bot.render.slack import (
     CONTEXT_TEXT_MAX,
     FALLBACK_TEXT_MAX,
-    HEADER_TEXT_MAX,
     SECTION_TEXT_MAX,
     escape_mrkdwn,
     safe_link_url,
@@ -109,7 +108,7 @@ def _sections(lines: Sequence[str]) -> list[dict[str, Any]]:
 def _how_to(command: str) -> list[dict[str, Any]]:
     lines = [f"*How to use `{_code(command)}`* (answers only you unless you add `share`)"]
     lines += [f"• `{_code(command)} {_code(usage)}` — {what}" for usage, what in SUBCOMMANDS.values()]
-    lines.append(f"*Mention me* in a channel and I answer in the thread:")
+    lines.append("*Mention me* in a channel and I answer in the thread:")
     lines += [f"• `{MENTION} {_code(usage)}` — {what}" for usage, what in MENTION_FORMS]
     return _sections(lines)
 
@@ -123,7 +122,7 @@ def home_view(
 ) -> View:
     """The Home tab: each topic with its counts and latest alerts, then how to ask for more."""
     head: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": "Watchfloor"[:HEADER_TEXT_MAX]}},
+        {"type": "header", "text": {"type": "plain_text", "text": "Watchfloor"}},
         _context(
             f"{len(topics)} active topic{'s' if len(topics) != 1 else ''} · updated {slack_date(now)}"
         ),
@@ -169,6 +168,5 @@ def mention_help_reply(command: str, topics: Sequence[TopicConfig], said: str = 
     lines += [f"• `{MENTION} {_code(usage)}` — {what}" for usage, what in MENTION_FORMS]
     ids = ", ".join(f"`{t.id}`" for t in topics) or "none configured"
     lines.append(f"Topics: {ids}. `{_code(command)} help` lists everything else.")
-    text = "\n".join(lines)
     fallback = f"Ask me: {MENTION} latest on <topic> | latest | search <words>"
     return {"text": truncate_escaped(escape_mrkdwn(fallback), FALLBACK_TEXT_MAX), "blocks": _sections(lines)}
