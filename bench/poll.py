@@ -159,13 +159,13 @@ def pipeline_runtime(urls: Sequence[str], db: Path, limits: FetchLimits) -> tupl
 
 
 async def run_pipeline(
-    name: str, rt: Runtime, now: datetime, transport: Literal["aiohttp", "httpcore"], pool: Executor | None
+    name: str, rt: Runtime, now: datetime, fetcher: Fetcher, pool: Executor | None
 ) -> RunStats:
-    """One full poll cycle through the real `poll_sources`: fetch, parse, dedup, stories, score, store."""
+    """One full poll cycle through the real `poll_sources`: fetch, parse, dedup, stories, score, store.
+    The fetcher is the long-lived one a running service keeps between cycles."""
     names = due_sources(rt.config, rt.store.source_health(), now)
     wall0, cpu0 = time.perf_counter(), time.process_time()
-    async with Fetcher(fetch_limits(rt.config), transport=transport) as fetcher:
-        result = await poll_sources(rt, fetcher, names, now, parse_pool=pool)
+    result = await poll_sources(rt, fetcher, names, now, parse_pool=pool)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     return RunStats(name, result.polled, wall, cpu, result.ingest.new, len(result.failed))
 
@@ -209,11 +209,12 @@ async def run_all(args: argparse.Namespace, port: int, process: ProcessHook = no
                 pool = parse_pool(config)
                 if pool is not None:  # start the workers outside the timed region, as a running service has
                     list(pool.map(abs, range(config.fetch.parse_processes)))
-                cold = await run_pipeline(f"pipeline cold [{transport}]", rt, t0, transport, pool)
-                later = t0 + max(config.interval(s) for s in config.sources) * 1.2
-                cond = await run_pipeline(
-                    f"pipeline conditional 304 [{transport}]", rt, later, transport, pool
-                )
+                async with Fetcher(fetch_limits(config), transport=transport) as fetcher:
+                    cold = await run_pipeline(f"pipeline cold [{transport}]", rt, t0, fetcher, pool)
+                    later = t0 + max(config.interval(s) for s in config.sources) * 1.2
+                    cond = await run_pipeline(
+                        f"pipeline conditional 304 [{transport}]", rt, later, fetcher, pool
+                    )
                 if pool is not None:
                     pool.shutdown()
                 items = rt.store.count_items()

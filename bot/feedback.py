@@ -67,7 +67,7 @@ def verdict_of(action_id: str) -> Verdict:
     verdict = action_id.removeprefix("feedback_")
     if verdict not in VERDICTS:
         raise ValueError(f"action {action_id!r} is not a feedback button")
-    return verdict  # type: ignore[return-value]
+    return verdict
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,8 @@ class Runtime:
     console_fallback: bool = True  # no Slack token: Slack destinations print to the console
     # Poll jobs overlap; the story index and SQLite want one writer at a time.
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # (name, url) pairs known to have their row in the sources table, so a poll does not re-check them.
+    ensured: set[tuple[str, str]] = field(default_factory=set)
 
     def destinations(self) -> dict[str, list[str]]:
         return {
@@ -165,7 +167,10 @@ async def poll_sources(
     chosen = [by_name[n] for n in names if n in by_name]
     if not chosen:
         return report
-    rt.store.ensure_sources([(s.name, s.url) for s in chosen])
+    missing = [(s.name, s.url) for s in chosen if (s.name, s.url) not in rt.ensured]
+    if missing:
+        rt.store.ensure_sources(missing)
+        rt.ensured.update(missing)
     health = rt.store.source_health()
     outcomes = await asyncio.gather(
         *(

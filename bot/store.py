@@ -8,12 +8,12 @@ through each dialect's own `on_conflict_do_nothing`. The tests run every stateme
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Boolean,
@@ -25,13 +25,13 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     Select,
     String,
     Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
-    PrimaryKeyConstraint,
     bindparam,
     create_engine,
     event,
@@ -43,7 +43,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from bot.feedback import ItemLabels, Tally as VoteTally, Verdict, Vote, item_labels
+from bot.feedback import ItemLabels, Verdict, Vote, item_labels
+from bot.feedback import Tally as VoteTally
 from bot.items import Alert, Followup, Item, ScoredItem
 from bot.sources.health import SourceHealth
 
@@ -262,29 +263,13 @@ class UnknownAlert(LookupError):
     """No stored alert has this id (a stale button after the database was reset, or a forged value)."""
 
 
-class FeedbackLabel(tuple[str, str, str, int]):
-    """(item_id, title, text, label): one training label from feedback, 1 relevant or 0 not."""
+class FeedbackLabel(NamedTuple):
+    """One training label from feedback: 1 relevant, 0 not relevant."""
 
-    __slots__ = ()
-
-    def __new__(cls, item_id: str, title: str, text: str, label: int) -> FeedbackLabel:
-        return super().__new__(cls, (item_id, title, text, label))
-
-    @property
-    def item_id(self) -> str:
-        return self[0]
-
-    @property
-    def title(self) -> str:
-        return self[1]
-
-    @property
-    def text(self) -> str:
-        return self[2]
-
-    @property
-    def label(self) -> int:
-        return self[3]
+    item_id: str
+    title: str
+    text: str
+    label: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,6 +373,29 @@ def _alert_query() -> Select[Any]:
     )
 
 
+def _upsert(
+    conn: Connection,
+    table: Table,
+    row: Mapping[str, Any],
+    keys: Sequence[str],
+    *,
+    only_if: Any = None,
+) -> None:
+    """INSERT, or UPDATE the non-key columns of the row with the same `keys`: one statement, atomic on both
+    databases, through each dialect's own `ON CONFLICT … DO UPDATE` (same SQL on SQLite ≥ 3.24 and
+    PostgreSQL). `only_if(table, excluded)` gives a condition the update must meet, else the row is kept."""
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        stmt: Any = sqlite.insert(table).values(**row)
+    elif dialect == "postgresql":
+        stmt = postgresql.insert(table).values(**row)
+    else:  # pragma: no cover - only the two supported databases
+        raise RuntimeError(f"unsupported database {dialect!r}: use SQLite or PostgreSQL")
+    changed = {c: stmt.excluded[c] for c in row if c not in keys}
+    where = only_if(table, stmt.excluded) if only_if is not None else None
+    conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=changed, where=where))
+
+
 def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for i in range(0, len(seq), size):
         yield seq[i : i + size]
@@ -457,24 +465,36 @@ class Store:
     def save_health(
         self, conn: Connection, updates: Sequence[tuple[str, SourceHealth, int]], polled: datetime
     ) -> None:
-        """Record each polled source's health (name, health, HTTP status) in one executemany."""
+        """Record each polled source's health (name, health, HTTP status) in one driver executemany:
+        a 2,000-feed conditional cycle is otherwise dominated by per-row parameter processing."""
         if not updates:
             return
-        conn.execute(
-            update(sources).where(sources.c.name == bindparam("b_name")),
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        columns = (
+            "etag", "last_modified", "last_success", "last_error", "last_error_at",
+            "consecutive_failures", "next_due", "last_status", "last_polled",
+        )  # fmt: skip
+        sql = f"UPDATE sources SET {', '.join(f'{c} = {mark}' for c in columns)} WHERE name = {mark}"
+        when: Callable[[datetime | None], Any] = (
+            (lambda t: None if t is None else _sqlite_time(t))
+            if conn.dialect.name == "sqlite"
+            else (lambda t: t)
+        )
+        conn.exec_driver_sql(
+            sql,
             [
-                {
-                    "b_name": name,
-                    "etag": h.etag,
-                    "last_modified": h.last_modified,
-                    "last_success": h.last_success,
-                    "last_error": h.last_error,
-                    "last_error_at": h.last_error_at,
-                    "consecutive_failures": h.consecutive_failures,
-                    "next_due": h.next_due,
-                    "last_status": status,
-                    "last_polled": polled,
-                }
+                (
+                    h.etag,
+                    h.last_modified,
+                    when(h.last_success),
+                    h.last_error,
+                    when(h.last_error_at),
+                    h.consecutive_failures,
+                    when(h.next_due),
+                    status,
+                    when(polled),
+                    name,
+                )
                 for name, h, status in updates
             ],
         )
@@ -891,3 +911,133 @@ class Store:
     def count_items(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(items)).scalar_one())
+
+    def find_alert(self, alert_id: str) -> StoredAlert | None:
+        """One alert with what rendering needs, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(_alert_query().where(alerts.c.id == alert_id)).mappings().first()
+        return self._stored_alert(dict(row)) if row else None
+
+    # -- feedback --------------------------------------------------------------------------------------
+
+    def record_feedback(self, alert_id: str, user_id: str, verdict: Verdict, at: datetime) -> None:
+        """A user's verdict on an alert, replacing their earlier one. Raises `UnknownAlert`."""
+        if verdict not in ("relevant", "not_relevant"):
+            raise ValueError(f"verdict {verdict!r}: use 'relevant' or 'not_relevant'")
+        with self.transaction() as conn:
+            found = conn.execute(
+                select(alerts.c.topic, alerts.c.item_id).where(alerts.c.id == alert_id)
+            ).first()
+            if found is None:
+                raise UnknownAlert(alert_id)
+            _upsert(
+                conn,
+                feedback,
+                {
+                    "alert_id": alert_id,
+                    "user_id": user_id,
+                    "topic": found.topic,
+                    "item_id": found.item_id,
+                    "verdict": verdict,
+                    "at": at,
+                },
+                ("alert_id", "user_id"),
+            )
+
+    def feedback_for_alert(self, alert_id: str) -> dict[str, Verdict]:
+        """user → verdict on this alert, in the order the verdicts were last given."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(feedback.c.user_id, feedback.c.verdict)
+                .where(feedback.c.alert_id == alert_id)
+                .order_by(feedback.c.at, feedback.c.user_id)
+            ).all()
+        return {str(user): verdict for user, verdict in rows}
+
+    def _votes(self, conn: Connection, topic: str) -> list[Vote]:
+        rows = conn.execute(
+            select(feedback).where(feedback.c.topic == topic).order_by(feedback.c.at, feedback.c.alert_id)
+        ).mappings()
+        return [Vote(r["alert_id"], r["item_id"], r["user_id"], r["verdict"], r["at"]) for r in rows]
+
+    def _topic_labels(self, topic: str) -> tuple[ItemLabels, dict[str, tuple[str, str]]]:
+        with self.engine.connect() as conn:
+            decided = item_labels(self._votes(conn, topic))
+            wanted = [*decided.labels, *decided.ties]
+            texts = {
+                r.id: (r.title, r.text)
+                for chunk in _chunks(wanted, 500)
+                for r in conn.execute(
+                    select(items.c.id, items.c.title, items.c.text).where(items.c.id.in_(chunk))
+                )
+            }
+        return decided, texts
+
+    def feedback_labels(self, topic: str) -> list[FeedbackLabel]:
+        """Training labels for `topic`: per item, the majority of each user's latest verdict. Tied items
+        are left out (see `feedback_ties`)."""
+        decided, texts = self._topic_labels(topic)
+        return [
+            FeedbackLabel(item_id, *texts[item_id], label)
+            for item_id, label in decided.labels.items()
+            if item_id in texts
+        ]
+
+    def feedback_ties(self, topic: str) -> list[FeedbackTie]:
+        """Items of `topic` whose users disagree evenly: no training label, shown to the team instead."""
+        decided, texts = self._topic_labels(topic)
+        return [
+            FeedbackTie(item_id, texts.get(item_id, ("", ""))[0], counted)
+            for item_id, counted in decided.ties.items()
+        ]
+
+    # -- mutes -----------------------------------------------------------------------------------------
+
+    def mute(self, topic: str, destination: str, until: datetime, user: str) -> datetime:
+        """Mute `topic` at `destination` until `until`; a longer mute already in force is kept. Returns
+        when the mute in force ends."""
+        with self.transaction() as conn:
+            _upsert(
+                conn,
+                mutes,
+                {"topic": topic, "destination": destination, "until": until, "by_user": user},
+                ("topic", "destination"),
+                only_if=lambda table, new: table.c.until < new.until,
+            )
+            ends = conn.execute(
+                select(mutes.c.until).where(mutes.c.topic == topic, mutes.c.destination == destination)
+            ).scalar_one()
+        return ends
+
+    def unmute(self, topic: str, destination: str) -> bool:
+        """End a mute now; False when there was none."""
+        with self.transaction() as conn:
+            gone = conn.execute(
+                mutes.delete().where(mutes.c.topic == topic, mutes.c.destination == destination)
+            )
+        return bool(gone.rowcount)
+
+    def active_mutes(self, now: datetime) -> list[Mute]:
+        """Mutes still in force at `now`."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(mutes).where(mutes.c.until > now).order_by(mutes.c.topic, mutes.c.destination)
+            ).mappings()
+            return [Mute(r["topic"], r["destination"], r["until"], r["by_user"]) for r in rows]
+
+    def set_aside_muted(self, now: datetime) -> int:
+        """Alerts waiting to go (pending or held for a roll-up) to a destination where their topic is muted
+        at `now` move to status `muted`: kept, never sent, and not held back for when the mute ends (a
+        muted channel asked for silence, not for a burst 24 h later). Returns how many."""
+        muted_here = exists().where(
+            mutes.c.topic == alerts.c.topic,
+            mutes.c.destination == alerts.c.destination,
+            mutes.c.until > now,
+        )
+        with self.transaction() as conn:
+            moved = conn.execute(
+                update(alerts)
+                .where(alerts.c.status.in_(("pending", "held")), muted_here)
+                .values(status="muted")
+            )
+        return int(moved.rowcount or 0)

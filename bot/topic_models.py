@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.config import Config, TopicConfig
 from bot.scoring import rules_of
 from classifiers.model import TopicModels, background_digest
 from classifiers.training import Example, TopicDefinition, load_background, load_examples
+
+if TYPE_CHECKING:
+    from bot.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -59,18 +63,43 @@ def _prune_old(folder: Path, keep: int) -> None:
         old.unlink(missing_ok=True)
 
 
-def load_or_train(config: Config) -> TopicModels:
-    """The saved models when they match the config, else freshly trained ones (saved for next time)."""
+def feedback_examples(store: Store, topic_ids: Iterable[str]) -> dict[str, list[Example]]:
+    """Per topic, the Slack feedback as training examples: the majority of each user's latest verdict per
+    item, tied items left out (`Store.feedback_labels`). Topics without feedback are absent."""
+    out: dict[str, list[Example]] = {}
+    for topic_id in topic_ids:
+        labels = store.feedback_labels(topic_id)
+        if labels:
+            # The id keeps one item one example, however many alerts and clicks it had.
+            out[topic_id] = [
+                Example(title=f.title, text=f.text, label=f.label, id=f"feedback:{f.item_id}") for f in labels
+            ]
+    return out
+
+
+def _feedback_digest(extra: dict[str, list[Example]]) -> str:
+    rows = sorted((topic, e.id or "", e.label) for topic, examples in extra.items() for e in examples)
+    return hashlib.sha256(repr(rows).encode()).hexdigest()[:16]
+
+
+def load_or_train(config: Config, store: Store | None = None) -> TopicModels:
+    """The saved models when they match the config (and, given a store, its feedback labels), else freshly
+    trained ones (saved for next time). With `store`, each topic also learns from its Slack feedback."""
     definitions = [topic_definition(config, t) for t in config.active_topics]
     background = background_examples(config)
-    path = model_file(config, definitions, background_digest(background))
+    extra = feedback_examples(store, [d.id for d in definitions]) if store is not None else {}
+    digest = background_digest(background)
+    if extra:
+        # New feedback labels make a new model file; without feedback the file name is as before.
+        digest = f"{digest}+feedback:{_feedback_digest(extra)}"
+    path = model_file(config, definitions, digest)
     if path.is_file():
         try:
             return TopicModels.load(path)
         except Exception as exc:  # a stale or corrupt file is not fatal: we can always retrain
             log.warning("model file unusable, retraining path=%s error=%s", path, exc)
     log.info("training topic models topics=%s", ",".join(d.id for d in definitions))
-    models = TopicModels.train(definitions, background)
+    models = TopicModels.train(definitions, background, extra=extra)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")

@@ -1,4 +1,4 @@
-"""Bolt listeners (the `/news` command; buttons and App Home later). Thin: parse → call `bot/` → render.
+"""Bolt listeners: the `/news` command, the alert buttons, App Home, mentions. Thin: parse → call `bot/` → render.
 
 `register(app, deps)` is the one place listeners are attached; `bot.app.build_app` calls it.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from handlers import news_command
+from handlers import app_home, feedback, mentions, news_command
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
@@ -18,5 +18,6 @@ if TYPE_CHECKING:
 def register(app: AsyncApp, deps: Deps) -> None:
     """Attach every listener module's listeners to `app`."""
     news_command.register(app, deps)
-    # Next: feedback.register(app, deps) (alert buttons), app_home.register(app, deps) (App Home and
-    # app_mention), each a module of its own here.
+    feedback.register(app, deps)
+    app_home.register(app, deps)
+    mentions.register(app, deps)

@@ -42,7 +42,9 @@ def register(app: AsyncApp, deps: Deps) -> None:
             return
         user = event.get("user")
         if not user:
-            log.warning("app_home_opened without a user event=%r", {k: event.get(k) for k in ("tab", "channel")})
+            log.warning(
+                "app_home_opened without a user event=%r", {k: event.get(k) for k in ("tab", "channel")}
+            )
             return
         try:
             view = await asyncio.to_thread(_overview, deps)

@@ -33,12 +33,16 @@ _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 
 
 def mention_request(text: str, bot_user_id: str | None) -> list[str]:
-    """The words addressed to us: the bot's own mentions removed (or, without its id, the leading one),
-    Slack's link markup and entities undone."""
-    if bot_user_id:
-        text = _MENTION.sub(lambda m: " " if m.group(1) == bot_user_id else m.group(0), text)
-    else:
-        text = _MENTION.sub(" ", text, count=1)
+    """The words addressed to us: what follows the bot's first mention (or what precedes it, when it
+    ends the message), its other mentions removed, Slack's link markup and entities undone. Without the
+    bot's id, the first mention stands for it."""
+    ours = [m for m in _MENTION.finditer(text) if bot_user_id is None or m.group(1) == bot_user_id]
+    if ours:
+        first = ours[0]
+        after, before = text[first.end() :], text[: first.start()]
+        text = after if after.strip() else before
+        if bot_user_id:
+            text = _MENTION.sub(lambda m: " " if m.group(1) == bot_user_id else m.group(0), text)
     return slack_text(text).split()
 
 

@@ -118,6 +118,7 @@ class SlackDelivery:
     async def deliver_due(self, limit: int = 500) -> DeliveryReport:
         report = DeliveryReport()
         now = self.clock()
+        self.store.set_aside_muted(now)  # alerts to a muted topic/destination are never sent
         by_channel: dict[str, list[StoredAlert]] = {}
         for stored in self.store.pending_alerts("slack:", limit):
             by_channel.setdefault(channel_of(stored.alert.destination), []).append(stored)

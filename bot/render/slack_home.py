@@ -105,11 +105,17 @@ def _sections(lines: Sequence[str]) -> list[dict[str, Any]]:
     return blocks
 
 
+def _mention_lines() -> list[str]:
+    return [f"• `{MENTION} {_code(usage)}` — {_code(what)}" for usage, what in MENTION_FORMS]
+
+
 def _how_to(command: str) -> list[dict[str, Any]]:
     lines = [f"*How to use `{_code(command)}`* (answers only you unless you add `share`)"]
-    lines += [f"• `{_code(command)} {_code(usage)}` — {what}" for usage, what in SUBCOMMANDS.values()]
+    for sub, (usage, what) in SUBCOMMANDS.items():
+        what = "what each subcommand does, in full" if sub == "help" else what
+        lines.append(f"• `{_code(command)} {_code(usage)}` — {what}")
     lines.append("*Mention me* in a channel and I answer in the thread:")
-    lines += [f"• `{MENTION} {_code(usage)}` — {what}" for usage, what in MENTION_FORMS]
+    lines += _mention_lines()
     return _sections(lines)
 
 
@@ -123,13 +129,11 @@ def home_view(
     """The Home tab: each topic with its counts and latest alerts, then how to ask for more."""
     head: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "Watchfloor"}},
-        _context(
-            f"{len(topics)} active topic{'s' if len(topics) != 1 else ''} · updated {slack_date(now)}"
-        ),
+        _context(f"{len(topics)} active topic{'s' if len(topics) != 1 else ''} · updated {slack_date(now)}"),
         _divider(),
     ]
-    tail = [_divider(), *_how_to(command)]
-    budget = VIEW_BLOCKS_MAX - len(head) - len(tail) - 1  # room for "…and N more topics"
+    tail = _how_to(command)  # after a divider: each topic's group ends in one
+    budget = VIEW_BLOCKS_MAX - len(head) - len(tail) - 2  # room for "…and N more topics" and a divider
     body: list[dict[str, Any]] = []
     shown = 0
     for t in topics:
@@ -142,9 +146,10 @@ def home_view(
         body += group
         shown += 1
     if not topics:
-        body.append(_section("No active topics: add `[[topics]]` to config.toml."))
+        body += [_section("No active topics: add `[[topics]]` to config.toml."), _divider()]
     elif shown < len(topics):
-        body.append(_context(f"…and {len(topics) - shown} more topics: `{_code(command)} topics` lists them all."))
+        more = f"…and {len(topics) - shown} more topics: `{_code(command)} topics` lists them all."
+        body += [_context(more), _divider()]
     return {"type": "home", "callback_id": HOME_CALLBACK_ID, "blocks": [*head, *body, *tail]}
 
 
@@ -165,7 +170,7 @@ def mention_help_reply(command: str, topics: Sequence[TopicConfig], said: str = 
     if said.strip():
         lines.append(f"I did not understand _{fit(said, FIELD_SHOWN)}_.")
     lines.append("Ask me:")
-    lines += [f"• `{MENTION} {_code(usage)}` — {what}" for usage, what in MENTION_FORMS]
+    lines += _mention_lines()
     ids = ", ".join(f"`{t.id}`" for t in topics) or "none configured"
     lines.append(f"Topics: {ids}. `{_code(command)} help` lists everything else.")
     fallback = f"Ask me: {MENTION} latest on <topic> | latest | search <words>"

@@ -41,6 +41,9 @@ USER_AGENT = "Watchfloor/0.1 (+https://github.com/watchfloor)"
 ACCEPT = "application/rss+xml, application/atom+xml, application/feed+json, application/xml;q=0.9, */*;q=0.8"
 
 
+URL_CACHE_MAX = 50_000
+
+
 @dataclass(frozen=True, slots=True)
 class FetchResult:
     """The outcome of one GET: a body, a 304, or an error. `status` is 0 when no HTTP response came."""
@@ -111,6 +114,7 @@ class Fetcher:
         self._client: httpx.AsyncClient | None = None
         self._global = asyncio.Semaphore(self.limits.max_concurrency)
         self._hosts: dict[str, asyncio.Semaphore] = {}
+        self._urls: dict[str, httpx.URL] = {}
 
     async def __aenter__(self) -> Self:
         lim = self.limits
@@ -137,6 +141,16 @@ class Fetcher:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+    def _parsed_url(self, url: str) -> httpx.URL:
+        """httpx.URL per feed URL, kept across polls: parsing a URL cost ~0.2 ms per request in the 304
+        benchmark profile, a sixth of a conditional poll's CPU, and a source's URL rarely changes."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            if len(self._urls) >= URL_CACHE_MAX:
+                self._urls.clear()
+            parsed = self._urls[url] = httpx.URL(url)
+        return parsed
 
     def _host_limit(self, host: str) -> asyncio.Semaphore:
         sem = self._hosts.get(host)
@@ -185,7 +199,7 @@ class Fetcher:
         self, client: httpx.AsyncClient, url: str, headers: dict[str, str], started: float
     ) -> FetchResult:
         max_bytes = self.limits.max_bytes
-        async with client.stream("GET", url, headers=headers) as resp:
+        async with client.stream("GET", self._parsed_url(url), headers=headers) as resp:
             final_url = str(resp.url)
             # One pass over the raw headers: each httpx Headers.get re-derives the header encoding, which
             # showed up as the largest httpx cost per 304 in the benchmark profile.
