@@ -29,7 +29,7 @@ def build_runtime(config: Config, now: datetime, store: Store | None = None) -> 
     return Runtime(
         config=config,
         store=store,
-        scorer=TopicScorer(load_or_train(config), config.active_topics),
+        scorer=TopicScorer(load_or_train(config, store=store), config.active_topics),
         stories=stories,
         console_fallback=not os.environ.get("SLACK_BOT_TOKEN"),
     )

@@ -135,7 +135,7 @@ class Service:
     async def apply(self, new: Config) -> None:
         old = self.config
         # Training can take seconds: off the event loop, and the running topics keep scoring meanwhile.
-        models = await asyncio.to_thread(load_or_train, new)
+        models = await asyncio.to_thread(load_or_train, new, self.rt.store)
         scorer = TopicScorer(models, new.active_topics)
         with self.rt.lock:
             self.rt.config = new

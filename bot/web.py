@@ -177,8 +177,9 @@ class BackgroundScorer:
     """The topic models for `explain`, loaded (or trained) in a thread so no request waits for them:
     until they are ready `explain` shows the stored scores."""
 
-    def __init__(self, config: Callable[[], Config]) -> None:
+    def __init__(self, config: Callable[[], Config], store: Store | None = None) -> None:
         self.config = config
+        self.store = store  # its feedback labels train the models, as in the worker
         self._loaded_for: Config | None = None
         self._scorer: Any = None
         self._loading: Config | None = None
@@ -197,7 +198,7 @@ class BackgroundScorer:
         from bot.topic_models import load_or_train
 
         try:
-            scorer = TopicScorer(load_or_train(config), config.active_topics)
+            scorer = TopicScorer(load_or_train(config, self.store), config.active_topics)
         except Exception:
             log.exception("models could not be loaded for explain; stored scores are shown")
             return
@@ -213,7 +214,7 @@ class BackgroundScorer:
 
 def web_deps(path: Path, config: Config, store: Store) -> Deps:
     live = LiveConfig(path, config)
-    scorer = BackgroundScorer(live)
+    scorer = BackgroundScorer(live, store)
     return Deps(store=store, config=live, scorer=scorer, model_versions=scorer.versions)
 
 
