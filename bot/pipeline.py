@@ -1,9 +1,10 @@
 """The pipeline, one poll cycle drawn as a shell pipeline of its steps:
 
     due sources | fetch (httpx, conditional) | parse | normalise | dedup (exact) | stories (near-dup)
-                | score topics | summarise flagged | decide alerts | store (one transaction) | deliver
+                | score topics | summarise flagged | decide alerts + thread follow-ups | store (one transaction)
+                | deliver (outbox: console, Slack)
 
-`ingest` runs everything after normalisation on a batch of items; `poll_cycle` adds fetching and source
+`ingest` runs everything after normalisation on a batch of items; `poll_sources` adds fetching and source
 health. Neither decides anything itself: the decisions are the pure functions they call.
 """
 
