@@ -18,9 +18,9 @@ import httpx
 import pytest
 from fakes.slack_api import FakeSlack
 from news_store import CABLES, DPRK, NOW, REQUESTS, fill, news_config
+from slack_http import serving, signed_headers
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
-from test_news_command import SECRET, _run_uvicorn, signed_headers
 
 from bot.app import Deps
 from bot.config import TopicConfig
@@ -28,7 +28,6 @@ from bot.queries import AlertedItem, TopicActivity
 from bot.render.slack import SECTION_TEXT_MAX
 from bot.render.slack_home import VIEW_BLOCKS_MAX, home_view
 from bot.store import Store
-from bot.web import create_asgi
 
 
 @dataclass
@@ -44,17 +43,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     store = Store.open(f"sqlite:///{tmp_path_factory.mktemp('home') / 'home.sqlite'}")
     fill(store, config)
     deps = Deps(store=store, config=lambda: config, clock=lambda: NOW)
-    with FakeSlack() as slack, pytest.MonkeyPatch.context() as env:
-        env.setenv("SLACK_BOT_TOKEN", "xoxb-test")
-        env.setenv("SLACK_SIGNING_SECRET", SECRET)
-        env.setenv("SLACK_API_URL", slack.base_url)
-        uv, thread, port = _run_uvicorn(create_asgi(config, deps))
-        try:
-            yield Server(f"http://127.0.0.1:{port}", slack, store)
-        finally:
-            uv.should_exit = True
-            thread.join(timeout=10)
-            store.close()
+    with FakeSlack() as slack, serving(config, deps, slack) as url:
+        yield Server(url, slack, store)
+    store.close()
 
 
 def post_event(srv: Server, body: dict[str, Any], *, signed: bool = True) -> httpx.Response:

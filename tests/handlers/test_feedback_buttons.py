@@ -8,10 +8,7 @@ A server and a store per test: every test here writes.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,17 +20,15 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-import uvicorn
 from fakes.slack_api import FakeSlack
 from news_store import DPRK, NOW, REQUESTS, fill, news_config
+from slack_http import serving, signed_headers
 
 from bot.app import Deps
 from bot.delivery.slack import SlackDelivery, slack_client
 from bot.render.slack import ACTION_MUTE_24H, ACTION_NOT_RELEVANT, ACTION_RELEVANT
 from bot.store import Mute, Store, StoredAlert
-from bot.web import create_asgi
 
-SECRET = "test-signing-secret"
 ANA, BO = "U0ANA00001", "U0BO000002"
 DPRK_TITLE = "DPRK–Russia military cooperation"
 
@@ -56,18 +51,6 @@ class Server:
     store: Store
 
 
-def _run_uvicorn(app: Any) -> tuple[uvicorn.Server, threading.Thread, int]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="warning"))
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    return server, thread, server.servers[0].sockets[0].getsockname()[1]
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     config = news_config()
@@ -75,7 +58,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
     store = Store.open(f"sqlite:///{tmp_path / 'news.sqlite'}")
     fill(store, config)
     deps = Deps(store=store, config=lambda: config, clock=Clock())
-    with FakeSlack() as slack, pytest.MonkeyPatch.context() as env:
+    with FakeSlack() as slack:
         # The alerts reach the fake Slack the way they reach Slack: through the outbox.
         delivery = SlackDelivery(
             client=slack_client("xoxb-test", slack.base_url),
@@ -85,29 +68,12 @@ def server(tmp_path: Path) -> Iterator[Server]:
             pace_seconds=0,
         )
         assert asyncio.run(delivery.deliver_due()).sent == 3
-        env.setenv("SLACK_BOT_TOKEN", "xoxb-test")
-        env.setenv("SLACK_SIGNING_SECRET", SECRET)
-        env.setenv("SLACK_API_URL", slack.base_url)
-        uv, thread, port = _run_uvicorn(create_asgi(config, deps))
-        try:
-            yield Server(f"http://127.0.0.1:{port}", slack, store)
-        finally:
-            uv.should_exit = True
-            thread.join(timeout=10)
-            store.close()
+        with serving(config, deps, slack) as url:
+            yield Server(url, slack, store)
+    store.close()
 
 
 # -- clicks -------------------------------------------------------------------------------------------------
-
-
-def signed_headers(body: str, timestamp: int | None = None) -> dict[str, str]:
-    ts = str(timestamp if timestamp is not None else int(time.time()))
-    digest = hmac.new(SECRET.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
-    return {
-        "Content-Type": "application/x-www-form-urlencoded",
-        "X-Slack-Request-Timestamp": ts,
-        "X-Slack-Signature": f"v0={digest}",
-    }
 
 
 def sent_alert(srv: Server, item_id: str) -> StoredAlert:

@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 from fakes.slack_api import BOT_USER_ID, FakeSlack
 from news_store import CABLES, DPRK, NOW, REQUESTS, fill, news_config
+from slack_http import serving
 from slack_sdk import WebClient
 from test_app_home import Server, post_event
-from test_news_command import SECRET, _run_uvicorn, section_texts, shown
+from test_news_command import section_texts, shown
 
 from bot.app import Deps
 from bot.store import Store
-from bot.web import create_asgi
 from handlers.mentions import mention_request
 from handlers.news_command import cmd_latest
 
@@ -35,17 +35,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     store = Store.open(f"sqlite:///{tmp_path_factory.mktemp('mentions') / 'mentions.sqlite'}")
     fill(store, config)
     deps = Deps(store=store, config=lambda: config, clock=lambda: NOW)
-    with FakeSlack() as slack, pytest.MonkeyPatch.context() as env:
-        env.setenv("SLACK_BOT_TOKEN", "xoxb-test")
-        env.setenv("SLACK_SIGNING_SECRET", SECRET)
-        env.setenv("SLACK_API_URL", slack.base_url)
-        uv, thread, port = _run_uvicorn(create_asgi(config, deps))
-        try:
-            yield Server(f"http://127.0.0.1:{port}", slack, store)
-        finally:
-            uv.should_exit = True
-            thread.join(timeout=10)
-            store.close()
+    with FakeSlack() as slack, serving(config, deps, slack) as url:
+        yield Server(url, slack, store)
+    store.close()
 
 
 def post_in_channel(srv: Server, text: str, thread_ts: str | None = None) -> str:

@@ -7,10 +7,7 @@ so replies are told apart.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,18 +17,13 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-import uvicorn
 from fakes.slack_api import FakeSlack
 from news_store import CABLES, DPRK, NOW, REQUESTS, fill, news_config
-from slack_sdk.signature import SignatureVerifier
+from slack_http import serving, signed_headers
 
 from bot.app import Deps, Explainer
 from bot.items import Item, TopicScore, Why
 from bot.store import Store
-from bot.web import create_asgi
-
-SECRET = "test-signing-secret"
-
 
 # -- the server ---------------------------------------------------------------------------------------------
 
@@ -62,19 +54,6 @@ class Server:
     scorer: dict[str, Explainer | None]
 
 
-def _run_uvicorn(app: Any) -> tuple[uvicorn.Server, threading.Thread, int]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="warning"))
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    return server, thread, port
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     config = news_config()
@@ -88,34 +67,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         scorer=lambda: scorer["now"],
         model_versions=lambda: {DPRK: "dprk0123abcd"},
     )
-    with FakeSlack() as slack, pytest.MonkeyPatch.context() as env:
-        env.setenv("SLACK_BOT_TOKEN", "xoxb-test")
-        env.setenv("SLACK_SIGNING_SECRET", SECRET)
-        env.setenv("SLACK_API_URL", slack.base_url)
-        uv, thread, port = _run_uvicorn(create_asgi(config, deps))
-        try:
-            yield Server(f"http://127.0.0.1:{port}", slack, store, scorer)
-        finally:
-            uv.should_exit = True
-            thread.join(timeout=10)
-            store.close()
+    with FakeSlack() as slack, serving(config, deps, slack) as url:
+        yield Server(url, slack, store, scorer)
+    store.close()
 
 
 # -- requests -----------------------------------------------------------------------------------------------
-
-
-def signed_headers(body: str, timestamp: int | None = None, secret: str = SECRET) -> dict[str, str]:
-    """Slack's v0 signature, computed by hand (and checked against slack_sdk's) so the test does not trust
-    the very code it exercises."""
-    ts = str(timestamp if timestamp is not None else int(time.time()))
-    digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
-    signature = f"v0={digest}"
-    assert signature == SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
-    return {
-        "Content-Type": "application/x-www-form-urlencoded",
-        "X-Slack-Request-Timestamp": ts,
-        "X-Slack-Signature": signature,
-    }
 
 
 def command_body(srv: Server, text: str, ident: str) -> str:
