@@ -267,3 +267,22 @@ async def test_global_limit_is_honoured() -> None:
 async def test_fetch_outside_context_is_a_programming_error() -> None:
     with pytest.raises(RuntimeError, match="async with"):
         await Fetcher().fetch("http://127.0.0.1/")
+
+
+async def test_a_cookie_wall_redirect_still_works() -> None:
+    """The jar skips responses without Set-Cookie (cheaper 304s) but still serves sites that need it."""
+
+    async def wall(request: web.Request) -> web.StreamResponse:
+        response = web.HTTPFound("/feed.xml")
+        response.set_cookie("consent", "yes")
+        return response
+
+    async def feed(request: web.Request) -> web.StreamResponse:
+        if request.cookies.get("consent") != "yes":
+            raise web.HTTPFound("/wall")
+        return web.Response(body=b"<rss version='2.0'><channel><title>ok</title></channel></rss>")
+
+    async for srv in _serve({"/wall": wall, "/feed.xml": feed}):
+        async with Fetcher(LIMITS) as fetcher:
+            result = await fetcher.fetch(srv.url("/wall"))
+        assert result.error is None and result.body is not None and b"<title>ok</title>" in result.body
