@@ -273,9 +273,9 @@ async def test_a_cookie_wall_redirect_still_works() -> None:
     """The jar skips responses without Set-Cookie (cheaper 304s) but still serves sites that need it."""
 
     async def wall(request: web.Request) -> web.StreamResponse:
-        response = web.HTTPFound("/feed.xml")
-        response.set_cookie("consent", "yes")
-        return response
+        redirect = web.HTTPFound("/feed.xml")
+        redirect.set_cookie("consent", "yes")
+        raise redirect
 
     async def feed(request: web.Request) -> web.StreamResponse:
         if request.cookies.get("consent") != "yes":
