@@ -50,9 +50,18 @@ class Runtime:
     ensured: set[tuple[str, str]] = field(default_factory=set)
 
     def destinations(self) -> dict[str, list[str]]:
-        return {
-            t.id: list(t.destinations) for t in self.config.active_topics if t.id in self.scorer.topic_ids
+        """Topic → where its alerts go: config.toml's destinations, then the channels subscribed with
+        `/news subscribe` (one small query per ingest), each destination once, config order first."""
+        routed = {
+            t.id: list(dict.fromkeys(t.destinations))
+            for t in self.config.active_topics
+            if t.id in self.scorer.topic_ids
         }
+        for sub in self.store.subscriptions():
+            found = routed.get(sub.topic)
+            if found is not None and sub.destination not in found:
+                found.append(sub.destination)
+        return routed
 
 
 @dataclass

@@ -15,6 +15,7 @@ import signal
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -213,12 +214,40 @@ class Service:
         }
 
 
+async def start_socket_mode(service: Service) -> Any | None:
+    """With `SLACK_APP_TOKEN` set, the Slack app joins the scheduler in this process over Socket Mode
+    (a WebSocket Slack opens no port for): `watchfloor run` on a laptop or behind a firewall."""
+    app_token = os.environ.get("SLACK_APP_TOKEN")
+    if not app_token:
+        return None
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    from bot.app import Deps, build_app
+
+    def versions() -> dict[str, str]:
+        scorer = service.rt.scorer
+        return {tid: scorer.models.fingerprint(tid)[:12] for tid in scorer.topic_ids}
+
+    deps = Deps(
+        store=service.rt.store,
+        config=lambda: service.config,
+        clock=service.clock,
+        scorer=lambda: service.rt.scorer,
+        model_versions=versions,
+    )
+    handler = AsyncSocketModeHandler(build_app(service.config, deps), app_token)
+    await handler.connect_async()
+    log.info("slack socket mode connected")
+    return handler
+
+
 async def _serve_forever(service: Service) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # non-Unix loops lack signal handlers
             loop.add_signal_handler(sig, stop.set)
+    socket = await start_socket_mode(service)
     service.schedule()
     service.scheduler.start()
     await service.poll_due()
@@ -229,6 +258,8 @@ async def _serve_forever(service: Service) -> None:
         len(service.config.active_topics),
     )
     await stop.wait()
+    if socket is not None:
+        await socket.close_async()
 
 
 def run_service(config_path: Path, once: bool = False) -> int:

@@ -206,6 +206,18 @@ mutes = Table(
     PrimaryKeyConstraint("topic", "destination", name="pk_mutes"),
 )
 
+# A topic routed to one more destination by `/news subscribe`, on top of the destinations in config.toml
+# (`Runtime.destinations()` merges both). One row per topic and destination.
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("topic", String(80), nullable=False),
+    Column("destination", String(120), nullable=False),
+    Column("by_user", String(40), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("topic", "destination", name="pk_subscriptions"),
+)
+
 # Score rows are kept only at or above this floor (and always when flagged): 100k items x N topics of
 # near-zero scores would dominate the database and nobody asks for them; `explain` recomputes anyway.
 SCORE_FLOOR = 0.05
@@ -287,6 +299,14 @@ class Mute:
     destination: str
     until: datetime
     by_user: str
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    topic: str
+    destination: str
+    by_user: str
+    at: datetime
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -1041,3 +1061,40 @@ class Store:
                 .values(status="muted")
             )
         return int(moved.rowcount or 0)
+
+    # -- subscriptions ---------------------------------------------------------------------------------
+
+    def subscribe(self, topic: str, destination: str, user: str, at: datetime) -> bool:
+        """Route `topic` to `destination` as well; False when it already was (the first subscriber is kept)."""
+        with self.transaction() as conn:
+            found = conn.execute(
+                select(subscriptions.c.topic).where(
+                    subscriptions.c.topic == topic, subscriptions.c.destination == destination
+                )
+            ).first()
+            if found is not None:
+                return False
+            _insert_ignore(
+                conn,
+                subscriptions,
+                [{"topic": topic, "destination": destination, "by_user": user, "at": at}],
+            )
+        return True
+
+    def unsubscribe(self, topic: str, destination: str) -> bool:
+        """Remove a stored subscription; False when there was none."""
+        with self.transaction() as conn:
+            gone = conn.execute(
+                subscriptions.delete().where(
+                    subscriptions.c.topic == topic, subscriptions.c.destination == destination
+                )
+            )
+        return bool(gone.rowcount)
+
+    def subscriptions(self) -> list[Subscription]:
+        """Every stored subscription, by topic then destination."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(subscriptions).order_by(subscriptions.c.topic, subscriptions.c.destination)
+            ).mappings()
+            return [Subscription(r["topic"], r["destination"], r["by_user"], r["at"]) for r in rows]

@@ -16,6 +16,7 @@ import difflib
 import logging
 import re
 import uuid
+from datetime import timedelta
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,10 +26,10 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from bot import queries
 from bot.app import Deps
 from bot.config import TopicConfig
-from bot.durations import DurationError, parse_duration
+from bot.durations import DurationError, format_duration, parse_duration
 from bot.items import Item, TopicScore
 from bot.render import slack_replies as render
-from bot.render.slack_replies import PLANNED, SUBCOMMANDS, Reply, fit
+from bot.render.slack_replies import ADMIN_ONLY, PLANNED, SUBCOMMANDS, Reply, fit
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ SEARCH_RESULTS = 10
 SEARCH_WORDS_MAX = 12
 SEARCH_FILTERS = ("topic", "source", "since")
 SHARE_WORDS = ("share", "--share")
+MUTE_DEFAULT = timedelta(hours=24)
+MUTE_MAX = timedelta(days=365)
 
 # Slack sends `&`, `<`, `>` typed by the user as entities, and links it recognised as `<url>` or
 # `<url|label>`; what the user meant is the URL and the plain characters.
@@ -215,7 +218,81 @@ async def cmd_explain(deps: Deps, name: str, args: list[str]) -> Reply:
     return render.explain_reply(item, deps.config().topics, recomputed)
 
 
+@dataclass(frozen=True)
+class Caller:
+    """Who ran the command, and where: routing and muting subcommands act on this channel."""
+
+    user: str
+    channel_id: str
+    channel_name: str = ""
+
+    @property
+    def destination(self) -> str:
+        return f"slack:{self.channel_id}"
+
+    def routed_by_config(self, topic: TopicConfig) -> bool:
+        """Whether config.toml sends `topic` here: by channel id or by `#name`."""
+        here = {self.destination.lower()}
+        if self.channel_name:
+            here.add(f"slack:#{self.channel_name}".lower())
+        return any(d.lower() in here for d in topic.destinations)
+
+
+def _one_topic(deps: Deps, sub: str, args: list[str], extra: str = "") -> TopicConfig:
+    usage = SUBCOMMANDS[sub][0]
+    if not args:
+        raise CommandProblem(f"`{sub}` needs a topic{extra}.", usage=usage)
+    limit = 2 if sub == "mute" else 1
+    if len(args) > limit:
+        raise CommandProblem(f"`{sub}` takes a topic{extra}, not {len(args)} words.", usage=usage)
+    return resolve_topic(deps.config().topics, args[0], usage)
+
+
+async def cmd_mute(deps: Deps, name: str, args: list[str], caller: Caller) -> Reply:
+    topic = _one_topic(deps, "mute", args, " and a duration")
+    length = MUTE_DEFAULT
+    if len(args) == 2:
+        try:
+            length = parse_duration(args[1])
+        except DurationError as exc:
+            raise CommandProblem(fit(str(exc), 300) + ".", usage=SUBCOMMANDS["mute"][0]) from None
+        if length > MUTE_MAX:
+            raise CommandProblem(
+                f"{format_duration(length)} is longer than a mute may last: at most 365d "
+                f"(`{name} unmute` ends one sooner).",
+                usage=SUBCOMMANDS["mute"][0],
+            )
+    asked = deps.clock() + length
+    ends = await asyncio.to_thread(deps.store.mute, topic.id, caller.destination, asked, caller.user)
+    await asyncio.to_thread(deps.store.set_aside_muted, deps.clock())
+    return render.mute_reply(name, topic, ends, asked, caller.user)
+
+
+async def cmd_unmute(deps: Deps, name: str, args: list[str], caller: Caller) -> Reply:
+    topic = _one_topic(deps, "unmute", args)
+    ended = await asyncio.to_thread(deps.store.unmute, topic.id, caller.destination)
+    return render.unmute_reply(name, topic, ended)
+
+
+async def cmd_subscribe(deps: Deps, name: str, args: list[str], caller: Caller) -> Reply:
+    topic = _one_topic(deps, "subscribe", args)
+    by_config = caller.routed_by_config(topic)
+    added = False
+    if not by_config:
+        added = await asyncio.to_thread(
+            deps.store.subscribe, topic.id, caller.destination, caller.user, deps.clock()
+        )
+    return render.subscribe_reply(name, topic, added, by_config)
+
+
+async def cmd_unsubscribe(deps: Deps, name: str, args: list[str], caller: Caller) -> Reply:
+    topic = _one_topic(deps, "unsubscribe", args)
+    removed = await asyncio.to_thread(deps.store.unsubscribe, topic.id, caller.destination)
+    return render.unsubscribe_reply(name, topic, removed, caller.routed_by_config(topic))
+
+
 Subcommand = Callable[[Deps, str, list[str]], Awaitable[Reply]]
+AdminSubcommand = Callable[[Deps, str, list[str], Caller], Awaitable[Reply]]
 
 HANDLERS: dict[str, Subcommand] = {
     "help": cmd_help,
@@ -226,15 +303,35 @@ HANDLERS: dict[str, Subcommand] = {
     "explain": cmd_explain,
 }
 
+# Subcommands that change routing or muting: run only for `slack.admins`.
+ADMIN_HANDLERS: dict[str, AdminSubcommand] = {
+    "mute": cmd_mute,
+    "unmute": cmd_unmute,
+    "subscribe": cmd_subscribe,
+    "unsubscribe": cmd_unsubscribe,
+}
+assert set(ADMIN_HANDLERS) == set(ADMIN_ONLY)
 
-async def answer(deps: Deps, name: str, text: str) -> tuple[Reply, bool]:
-    """The reply to `/news <text>` and whether to share it. Raises only on unexpected failures."""
+
+async def answer(deps: Deps, name: str, text: str, caller: Caller | None = None) -> tuple[Reply, bool]:
+    """The reply to `/news <text>` and whether to share it. Raises only on unexpected failures.
+
+    `caller` (who ran it, in which channel) is needed by the admin subcommands; without one they refuse."""
     request = parse_request(text)
+    if request.sub in ADMIN_HANDLERS:
+        admins = deps.config().slack.admins
+        if caller is None or not caller.channel_id or caller.user not in admins:
+            return render.admin_refusal(name, request.sub, caller.user if caller else "", admins), False
+        try:
+            # Routing and muting answers are about this channel's set-up: never shared.
+            return await ADMIN_HANDLERS[request.sub](deps, name, request.args, caller), False
+        except CommandProblem as exc:
+            return render.problem_reply(name, exc.problem, exc.suggestions, exc.usage), False
     handler = HANDLERS.get(request.sub)
     if handler is None:
         if request.sub in PLANNED:
             return render.planned_reply(name, request.sub), request.share
-        suggestions = close_matches(request.sub, [*HANDLERS, *PLANNED])
+        suggestions = close_matches(request.sub, [*HANDLERS, *ADMIN_HANDLERS, *PLANNED])
         problem = f"`{fit(request.sub, 80)}` is not a `{name}` subcommand."
         return render.problem_reply(name, problem, suggestions), False
     try:
@@ -249,7 +346,12 @@ def register(app: AsyncApp, deps: Deps) -> None:
     async def on_news(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
         try:
-            reply, share = await answer(deps, name, command.get("text") or "")
+            caller = Caller(
+                str(command.get("user_id") or ""),
+                str(command.get("channel_id") or ""),
+                str(command.get("channel_name") or ""),
+            )
+            reply, share = await answer(deps, name, command.get("text") or "", caller)
         except Exception:
             incident = uuid.uuid4().hex[:10]
             log.exception(

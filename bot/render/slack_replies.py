@@ -54,9 +54,15 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "topics": ("topics", "each topic: threshold, destinations, alerts in 24 h / 7 d"),
     "status": ("status", "sources and their health, outbox, dead letters, model versions"),
     "explain": ("explain <item id or URL>", "every topic's score for an item and the terms behind it"),
+    "mute": ("mute <topic> [duration]", "silence a topic in this channel (default 24h; admins)"),
+    "unmute": ("unmute <topic>", "end a topic's mute in this channel (admins)"),
+    "subscribe": ("subscribe <topic>", "send a topic's alerts to this channel too (admins)"),
+    "unsubscribe": ("unsubscribe <topic>", "stop a subscription made with subscribe (admins)"),
 }
 # Named in the design but not in this version: they get a clear "not yet" rather than "unknown".
-PLANNED = ("digest", "mute", "unmute", "subscribe", "unsubscribe")
+PLANNED = ("digest",)
+# Subcommands that change routing or muting: only `slack.admins` may run them.
+ADMIN_ONLY = ("mute", "unmute", "subscribe", "unsubscribe")
 
 
 def fit(raw: str, limit: int) -> str:
@@ -153,6 +159,7 @@ def help_reply(command: str) -> Reply:
         f"Add `share` (or `--share`) at the end to post the answer in the channel; `{command}` "
         "answers only you otherwise."
     )
+    lines.append("`mute`, `unmute`, `subscribe` and `unsubscribe` are for the admins in `slack.admins`.")
     lines.append("Coming later: " + ", ".join(f"`{p}`" for p in PLANNED) + ".")
     return _reply(f"{command}: " + ", ".join(SUBCOMMANDS), _pack(f"*{command}* — Watchfloor news", lines))
 
@@ -176,6 +183,76 @@ def planned_reply(command: str, sub: str) -> Reply:
         f"`{command} {fit(sub, FIELD_SHOWN)}` is not available in this version of Watchfloor yet. "
         f"`{command} help` lists what is."
     )
+    return _reply(text, [_section(text)])
+
+
+def admin_refusal(command: str, sub: str, user: str, admins: Sequence[str]) -> Reply:
+    """A non-admin tried to change routing or muting: say no, and who can (or how to make someone able)."""
+    if admins:
+        who = ", ".join(f"<@{fit(a, 40)}>" for a in admins[:20])
+        more = f" and {len(admins) - 20} more" if len(admins) > 20 else ""
+        text = (
+            f":no_entry: `{command} {fit(sub, FIELD_SHOWN)}` changes where alerts go, so only the Watchfloor "
+            f"admins listed in `slack.admins` may run it: {who}{more}. Ask one of them."
+        )
+    else:
+        text = (
+            f":no_entry: `{command} {fit(sub, FIELD_SHOWN)}` changes where alerts go, so only the Watchfloor "
+            "admins may run it, and none is configured. Add Slack user ids to `admins` under `[slack]` in "
+            f'config.toml, e.g. `admins = ["{fit(user, 40) or "U0123ABCD"}"]`, then reload.'
+        )
+    return _reply(text, [_section(text)])
+
+
+def _topic_name(topic: TopicConfig) -> str:
+    return f"*{fit(topic.title, TITLE_SHOWN)}* (`{fit(topic.id, FIELD_SHOWN)}`)"
+
+
+def mute_reply(command: str, topic: TopicConfig, ends: datetime, asked: datetime, user: str) -> Reply:
+    """`ends` is when the mute in force ends: later than asked when a longer mute was already there."""
+    text = f":mute: Muted {_topic_name(topic)} in this channel until {slack_date(ends)}, by <@{fit(user, 40)}>."
+    if ends > asked:
+        text += " A longer mute was already in force and is kept."
+    text += f" `{command} unmute {fit(topic.id, FIELD_SHOWN)}` ends it sooner."
+    return _reply(text, [_section(text)])
+
+
+def unmute_reply(command: str, topic: TopicConfig, ended: bool) -> Reply:
+    if ended:
+        text = f":loud_sound: Unmuted {_topic_name(topic)} in this channel: its alerts come here again."
+    else:
+        text = f"{_topic_name(topic)} was not muted in this channel: nothing to do."
+    return _reply(text, [_section(text)])
+
+
+def subscribe_reply(command: str, topic: TopicConfig, added: bool, by_config: bool) -> Reply:
+    if by_config:
+        text = (
+            f"{_topic_name(topic)} already comes to this channel: config.toml routes it here."
+            + (" A subscription was stored as well." if added else "")
+        )
+    elif added:
+        text = (
+            f":bell: Subscribed this channel to {_topic_name(topic)}: its new alerts come here too. "
+            f"`{command} unsubscribe {fit(topic.id, FIELD_SHOWN)}` stops them."
+        )
+    else:
+        text = f"This channel is already subscribed to {_topic_name(topic)}: nothing to do."
+    return _reply(text, [_section(text)])
+
+
+def unsubscribe_reply(command: str, topic: TopicConfig, removed: bool, by_config: bool) -> Reply:
+    if removed:
+        text = f":no_bell: Unsubscribed this channel from {_topic_name(topic)}."
+    else:
+        text = f"This channel had no subscription to {_topic_name(topic)}."
+    if by_config:
+        text += (
+            " config.toml routes this topic here as well, so its alerts keep coming: remove this channel "
+            "from the topic's `destinations` in config.toml to stop them."
+        )
+    elif removed:
+        text += " Its new alerts no longer come here."
     return _reply(text, [_section(text)])
 
 

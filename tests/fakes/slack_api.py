@@ -203,6 +203,7 @@ class FakeSlack:
             "views.publish": self._views_publish,
             "users.info": self._users_info,
             "conversations.list": self._conversations_list,
+            "apps.connections.open": self._apps_connections_open,
         }
         self.reset()
 
@@ -252,6 +253,7 @@ class FakeSlack:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/response/{ident}", self._response_url)
+        app.router.add_get("/socket", self._socket)
         self._release = asyncio.Event()
         self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
         await self._runner.setup()
@@ -290,6 +292,8 @@ class FakeSlack:
             self._faults: dict[str, list[_Fault]] = {}
             self._last_ts = 0.0
             self.channels: dict[str, str] = {}  # name → id, made on first post by name
+            self.socket_acks: list[Payload] = []
+            self._sockets: list[web.WebSocketResponse] = getattr(self, "_sockets", [])
 
     def channel_id(self, name: str) -> str:
         """The id a channel name stands for (as Slack resolves `#name` on chat.postMessage)."""
@@ -453,6 +457,41 @@ class FakeSlack:
             if message["ts"] == ts:
                 return message
         raise SlackError("message_not_found")
+
+    # ---- Socket Mode -----------------------------------------------------------------------------------
+
+    async def _apps_connections_open(self, args: Payload) -> Payload:
+        return {"url": f"ws://127.0.0.1:{self.port}/socket"}
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        """Slack's side of a Socket Mode connection: `hello`, then envelopes the test sends; acks recorded."""
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        await ws.send_json({"type": "hello", "num_connections": 1, "debug_info": {"host": "fake"}})
+        async for message in ws:
+            if message.type == web.WSMsgType.TEXT:
+                with self._lock:
+                    self.socket_acks.append(json.loads(message.data))
+        return ws
+
+    def socket_send(self, envelope_type: str, payload: Payload, envelope_id: str) -> None:
+        """Push an envelope (`slash_commands`, `interactive`, `events_api`) to every connected client."""
+        if self._loop is None:
+            raise RuntimeError("FakeSlack is not running")
+        envelope = {
+            "envelope_id": envelope_id,
+            "type": envelope_type,
+            "payload": payload,
+            "accepts_response_payload": envelope_type != "events_api",
+        }
+
+        async def send() -> None:
+            for ws in list(self._sockets):
+                if not ws.closed:
+                    await ws.send_json(envelope)
+
+        asyncio.run_coroutine_threadsafe(send(), self._loop).result(timeout=10)
 
     async def _auth_test(self, args: Payload) -> Payload:
         return {
