@@ -84,6 +84,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not path.is_file():
         print(f"cannot read {path}: no such file", file=sys.stderr)
         return 1
+    if args.curve:
+        from bot.evaluate import run_curve
+
+        if args.repeats < 1:
+            print(f"--repeats must be at least 1, got {args.repeats}", file=sys.stderr)
+            return 2
+
+        return run_curve(config, path, sys.stdout, folds=args.folds, repeats=args.repeats)
     return run_eval(config, path, sys.stdout, folds=args.folds)
 
 
@@ -158,6 +166,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="labelled JSON lines (the news_dev.jsonl format)")
     p.add_argument(
         "--folds", type=int, default=5, help="cross-validation folds, grouped by event (default 5)"
+    )
+    p.add_argument(
+        "--curve",
+        action="store_true",
+        help="learning curve: F1 per topic trained on 5, 10, 20 and all examples, next to the keyword rules",
+    )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="with --curve: random draws of the N examples, pooled (default 3)",
     )
     p.set_defaults(func=cmd_eval)
     add("demo", "serve the bundled sample feeds locally and run one cycle end to end").set_defaults(

@@ -85,6 +85,8 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "conversations_info": ("channels:read", "groups:read"),
     "views_publish": (),
     "users_info": ("users:read",),
+    # Socket Mode: called with the app-level token (scope connections:write), not a bot scope.
+    "apps_connections_open": (),
 }
 
 # Events the app subscribes to. app_home_opened needs no scope; app_mention needs app_mentions:read.

@@ -159,7 +159,7 @@ def help_reply(command: str) -> Reply:
         f"Add `share` (or `--share`) at the end to post the answer in the channel; `{command}` "
         "answers only you otherwise."
     )
-    lines.append("`mute`, `unmute`, `subscribe` and `unsubscribe` are for the admins in `slack.admins`.")
+    lines.append(", ".join(f"`{a}`" for a in ADMIN_ONLY) + " are for the admins listed in `slack.admins`.")
     lines.append("Coming later: " + ", ".join(f"`{p}`" for p in PLANNED) + ".")
     return _reply(f"{command}: " + ", ".join(SUBCOMMANDS), _pack(f"*{command}* — Watchfloor news", lines))
 
@@ -210,7 +210,9 @@ def _topic_name(topic: TopicConfig) -> str:
 
 def mute_reply(command: str, topic: TopicConfig, ends: datetime, asked: datetime, user: str) -> Reply:
     """`ends` is when the mute in force ends: later than asked when a longer mute was already there."""
-    text = f":mute: Muted {_topic_name(topic)} in this channel until {slack_date(ends)}, by <@{fit(user, 40)}>."
+    text = (
+        f":mute: Muted {_topic_name(topic)} in this channel until {slack_date(ends)}, by <@{fit(user, 40)}>."
+    )
     if ends > asked:
         text += " A longer mute was already in force and is kept."
     text += f" `{command} unmute {fit(topic.id, FIELD_SHOWN)}` ends it sooner."
@@ -227,9 +229,8 @@ def unmute_reply(command: str, topic: TopicConfig, ended: bool) -> Reply:
 
 def subscribe_reply(command: str, topic: TopicConfig, added: bool, by_config: bool) -> Reply:
     if by_config:
-        text = (
-            f"{_topic_name(topic)} already comes to this channel: config.toml routes it here."
-            + (" A subscription was stored as well." if added else "")
+        text = f"{_topic_name(topic)} already comes to this channel: config.toml routes it here." + (
+            " A subscription was stored as well." if added else ""
         )
     elif added:
         text = (
