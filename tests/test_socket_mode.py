@@ -25,7 +25,9 @@ async def _wait(check: object, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
-def test_socket_mode_receives_a_command_acks_it_and_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_socket_mode_receives_a_command_acks_it_and_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "config.toml"
     path.write_text((FIXTURES / "config" / "minimal.toml").read_text())
     with FakeSlack() as slack:
