@@ -454,3 +454,35 @@ def latest_per_topic(store: Store, topics: Sequence[str], per_topic: int) -> dic
     One `latest_alerted` per topic: topics are tens at most, and each query is bounded by `per_topic`.
     """
     return {topic: latest_alerted(store, topic, per_topic) for topic in dict.fromkeys(topics)}
+
+
+@dataclass(frozen=True, slots=True)
+class TopicQuality:
+    """What the team's feedback says of a topic: labelled items, how many were relevant, ties."""
+
+    labelled: int = 0
+    relevant: int = 0
+    ties: int = 0
+    subscribed: tuple[str, ...] = ()  # destinations added from Slack with `/news subscribe`
+
+    @property
+    def precision(self) -> float | None:
+        return self.relevant / self.labelled if self.labelled else None
+
+
+def topic_quality(store: Store, topic_ids: Sequence[str]) -> dict[str, TopicQuality]:
+    """Per topic: precision measured from feedback (majority of each user's latest verdict per item),
+    the items whose users disagree evenly, and the channels subscribed from Slack."""
+    subscribed: dict[str, list[str]] = {}
+    for sub in store.subscriptions():
+        subscribed.setdefault(sub.topic, []).append(sub.destination)
+    out = {}
+    for tid in topic_ids:
+        labels = store.feedback_labels(tid)
+        out[tid] = TopicQuality(
+            labelled=len(labels),
+            relevant=sum(1 for label in labels if label.label == 1),
+            ties=len(store.feedback_ties(tid)),
+            subscribed=tuple(subscribed.get(tid, ())),
+        )
+    return out

@@ -131,8 +131,10 @@ async def cmd_latest(deps: Deps, name: str, args: list[str]) -> Reply:
 async def cmd_topics(deps: Deps, name: str, args: list[str]) -> Reply:
     if args:
         raise CommandProblem("`topics` takes no arguments.", usage=SUBCOMMANDS["topics"][0])
+    config = deps.config()
     activity = await asyncio.to_thread(queries.topic_activity, deps.store, deps.clock())
-    return render.topics_reply(deps.config().topics, activity)
+    quality = await asyncio.to_thread(queries.topic_quality, deps.store, [t.id for t in config.topics])
+    return render.topics_reply(config.topics, activity, quality)
 
 
 async def cmd_status(deps: Deps, name: str, args: list[str]) -> Reply:

@@ -201,3 +201,23 @@ def test_feedback_becomes_training_examples(tmp_path: Path) -> None:
         assert load_or_train(config, store=store).info()[TOPIC] == taught.info()[TOPIC]  # reused
     finally:
         store.close()
+
+
+def test_topics_reply_shows_precision_ties_and_subscriptions(store: Store) -> None:
+    from bot.queries import topic_quality
+    from bot.render.slack_replies import topics_reply
+
+    config = load_config(FIXTURES / "config" / "minimal.toml")
+    [good] = _alerted(store, "i-good", "Cable cut off Gotland", "cables", ["console"])
+    [bad] = _alerted(store, "i-bad", "Cable TV prices rise", "cables", ["console"])
+    [tied] = _alerted(store, "i-tied", "Cable fault, cause unknown", "cables", ["console"])
+    store.record_feedback(good, "U0ANA", "relevant", NOW)
+    store.record_feedback(bad, "U0ANA", "not_relevant", NOW)
+    store.record_feedback(tied, "U0ANA", "relevant", NOW)
+    store.record_feedback(tied, "U0BO", "not_relevant", NOW)
+    store.subscribe("cables", "slack:C0SUBSCRIB", "U0ANA", NOW)
+    quality = topic_quality(store, ["cables"])
+    assert quality["cables"].labelled == 2 and quality["cables"].precision == 0.5 and quality["cables"].ties == 1
+    reply = str(topics_reply(config.topics, {}, quality))
+    assert "precision 50% from feedback on 2 items" in reply and "1 tie (users disagree)" in reply
+    assert "slack:C0SUBSCRIB (subscribed)" in reply

@@ -22,7 +22,7 @@ from typing import Any
 
 from bot.config import TopicConfig
 from bot.items import TopicScore
-from bot.queries import AlertedItem, ItemRecord, SearchHit, StatusReport, TopicActivity
+from bot.queries import AlertedItem, ItemRecord, SearchHit, StatusReport, TopicActivity, TopicQuality
 from bot.render.slack import (
     BLOCKS_MAX,
     CONTEXT_ELEMENTS_MAX,
@@ -290,23 +290,42 @@ def latest_reply(found: Sequence[AlertedItem], topic: TopicConfig | None, titles
 # -- topics -----------------------------------------------------------------------------------------------
 
 
-def topics_reply(topics: Sequence[TopicConfig], activity: Mapping[str, TopicActivity]) -> Reply:
+def _quality_text(q: TopicQuality) -> str:
+    if q.precision is None:
+        text = "no feedback yet"
+    else:
+        text = (
+            f"precision {q.precision:.0%} from feedback on {q.labelled} item{'s' if q.labelled != 1 else ''}"
+        )
+    if q.ties:
+        text += f" · {q.ties} tie{'s' if q.ties != 1 else ''} (users disagree)"
+    return text
+
+
+def topics_reply(
+    topics: Sequence[TopicConfig],
+    activity: Mapping[str, TopicActivity],
+    quality: Mapping[str, TopicQuality] | None = None,
+) -> Reply:
     if not topics:
         text = "No topics are configured: add `[[topics]]` to config.toml."
         return _reply(text, [_section(text)])
     lines = []
     for t in topics:
         a = activity.get(t.id, TopicActivity())
-        dests = ", ".join(fit(d, FIELD_SHOWN) for d in t.destinations) or "none"
+        q = (quality or {}).get(t.id, TopicQuality())
+        shown_dests = [fit(d, FIELD_SHOWN) for d in t.destinations]
+        shown_dests += [
+            f"{fit(d, FIELD_SHOWN)} (subscribed)" for d in q.subscribed if d not in t.destinations
+        ]
+        dests = ", ".join(shown_dests) or "none"
         off = " _(disabled)_" if not t.enabled else ""
         lines.append(
             f"• *{fit(t.title, FIELD_SHOWN)}* `{t.id}`{off} — threshold {t.threshold:.2f} · to {dests} · "
-            f"alerts {a.last_day} in 24 h, {a.last_week} in 7 d"
+            f"alerts {a.last_day} in 24 h, {a.last_week} in 7 d · {_quality_text(q)}"
         )
     header = f"*{len(topics)} topic{'s' if len(topics) != 1 else ''}*"
-    return _reply(
-        f"{len(topics)} topics", _pack(header, lines, ["Precision from feedback comes with the buttons."])
-    )
+    return _reply(f"{len(topics)} topics", _pack(header, lines, []))
 
 
 # -- status -----------------------------------------------------------------------------------------------
