@@ -217,7 +217,9 @@ def test_topics_reply_shows_precision_ties_and_subscriptions(store: Store) -> No
     store.record_feedback(tied, "U0BO", "not_relevant", NOW)
     store.subscribe("cables", "slack:C0SUBSCRIB", "U0ANA", NOW)
     quality = topic_quality(store, ["cables"])
-    assert quality["cables"].labelled == 2 and quality["cables"].precision == 0.5 and quality["cables"].ties == 1
+    assert (
+        quality["cables"].labelled == 2 and quality["cables"].precision == 0.5 and quality["cables"].ties == 1
+    )
     reply = str(topics_reply(config.topics, {}, quality))
     assert "precision 50% from feedback on 2 items" in reply and "1 tie (users disagree)" in reply
     assert "slack:C0SUBSCRIB (subscribed)" in reply
