@@ -16,14 +16,29 @@ planned replacement is SQLite FTS5 / PostgreSQL `tsvector` with the same functio
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, desc, exists, func, literal, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    String,
+    and_,
+    case,
+    desc,
+    exists,
+    func,
+    literal,
+    literal_column,
+    select,
+    text,
+    true,
+)
 
-from bot.store import Store, alerts, items, scores, sources
+from bot.store import SEARCH_TSVECTOR, Store, alerts, items, scores, sources
 from bot.urls import canonical_url
 
 SEARCH_LIMIT_MAX = 50
@@ -99,7 +114,7 @@ class SearchHit:
     url: str
     source: str
     published: datetime
-    rank: int
+    rank: float  # higher is better; comparable within one search only
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,9 +304,9 @@ def status_report(store: Store, dead_shown: int = 5) -> StatusReport:
 # -- search -----------------------------------------------------------------------------------------------
 
 
-def _like_pattern(word: str) -> str:
-    escaped = word.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+def _search_terms(words: Sequence[str]) -> list[str]:
+    # Words reduced to their letters and digits: nothing a user types can reach the query syntax.
+    return [t for w in words for t in re.findall(r"\w+", w.lower())]
 
 
 def search_items(
@@ -303,22 +318,17 @@ def search_items(
     since: datetime | None = None,
     limit: int = 10,
 ) -> list[SearchHit]:
-    """Items holding every word (in the title or the text), best first: a title hit scores 2, a text hit 1.
+    """Items holding every word (as a word or a word's beginning), best matches first, on the database's
+    full-text index: FTS5 ranked by bm25 with title hits weighing double on SQLite, the tsvector GIN index
+    ranked by ts_rank on PostgreSQL.
 
     `topic`: only items flagged for it. `source`: the source's name, any case. `since`: published then or
-    later. Words are matched as substrings, case-insensitively (`lower(…) LIKE`, with `%` and `_` escaped).
+    later.
     """
-    if not words:
+    terms = _search_terms(words)
+    if not terms:
         return []
-    title, body = func.lower(items.c.title), func.lower(items.c.text)
     conditions: list[ColumnElement[bool]] = []
-    rank: ColumnElement[Any] = literal(0)
-    for word in words:
-        pattern = _like_pattern(word)
-        in_title = title.like(pattern, escape="\\")
-        in_text = body.like(pattern, escape="\\")
-        conditions.append(or_(in_title, in_text))
-        rank = rank + case((in_title, 2), else_=0) + case((in_text, 1), else_=0)
     if source is not None:
         conditions.append(func.lower(items.c.source) == source.lower())
     if since is not None:
@@ -327,17 +337,42 @@ def search_items(
         conditions.append(
             exists().where(scores.c.item_id == items.c.id, scores.c.topic == topic, scores.c.flagged)
         )
-    ranked = rank.label("rank")
+    if store.engine.dialect.name == "sqlite":
+        fts = (
+            text(
+                "SELECT items.id AS id, -bm25(items_fts, 2.0, 1.0) AS score FROM items_fts "
+                "JOIN items ON items.rowid = items_fts.rowid WHERE items_fts MATCH :match"
+            )
+            .bindparams(match=" AND ".join(f'"{t}"*' for t in terms))
+            .columns(id=String, score=Float)
+            .subquery("fts")
+        )
+        score: ColumnElement[Any] = fts.c.score
+        base = select(
+            items.c.id, items.c.title, items.c.url, items.c.source, items.c.published, score.label("rank")
+        )
+        query = base.join(fts, fts.c.id == items.c.id)
+    else:
+        vector: ColumnElement[Any] = literal_column(SEARCH_TSVECTOR)
+        tsquery = func.to_tsquery("english", " & ".join(f"{t}:*" for t in terms))
+        # The index matches on the plain vector; the ranking weighs a title hit (A) above a text hit (B).
+        weighted: ColumnElement[Any] = literal_column(
+            "setweight(to_tsvector('english', title), 'A') || setweight(to_tsvector('english', text), 'B')"
+        )
+        score = func.ts_rank(weighted, tsquery)
+        query = select(
+            items.c.id, items.c.title, items.c.url, items.c.source, items.c.published, score.label("rank")
+        )
+        conditions.append(vector.op("@@")(tsquery))
     query = (
-        select(items.c.id, items.c.title, items.c.url, items.c.source, items.c.published, ranked)
-        .where(and_(*conditions))
+        query.where(and_(true(), *conditions))
         .order_by(desc("rank"), items.c.published.desc(), items.c.id)
         .limit(max(1, min(limit, SEARCH_LIMIT_MAX)))
     )
     with store.engine.connect() as conn:
         rows = conn.execute(query).mappings().all()
     return [
-        SearchHit(r["id"], r["title"], r["url"], r["source"], r["published"], int(r["rank"])) for r in rows
+        SearchHit(r["id"], r["title"], r["url"], r["source"], r["published"], float(r["rank"])) for r in rows
     ]
 
 
