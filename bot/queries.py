@@ -338,6 +338,7 @@ def search_items(
             exists().where(scores.c.item_id == items.c.id, scores.c.topic == topic, scores.c.flagged)
         )
     if store.engine.dialect.name == "sqlite":
+        store.index_for_search()
         fts = (
             text(
                 "SELECT items.id AS id, -bm25(items_fts, 2.0, 1.0) AS score FROM items_fts "

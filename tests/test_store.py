@@ -127,3 +127,15 @@ def test_recent_items_for_the_story_index(store: Store) -> None:
 def test_low_scores_are_not_stored(store: Store) -> None:
     save(store, [scored(item(1), "id1", score=0.01, flagged=False)])
     assert store.due_alerts(NOW) == [] and store.tally().items == 1
+
+
+def test_search_index_catches_up_once_per_new_item(store: Store) -> None:
+    from bot.queries import search_items
+
+    save(store, [scored(item(1), "id1")])
+    assert [h.item_id for h in search_items(store, ["report"])] == ["id1"]
+    assert store.index_for_search() == 0  # nothing new: nothing indexed twice
+    save(store, [scored(item(2), "id2")])
+    assert [h.item_id for h in search_items(store, ["report"])] == ["id1", "id2"]
+    assert [h.item_id for h in search_items(store, ["repo"])] == ["id1", "id2"]  # word beginnings match
+    assert search_items(store, ["absent"]) == []
