@@ -217,6 +217,9 @@ async def run_all(args: argparse.Namespace, port: int, process: ProcessHook = no
                     )
                 if pool is not None:
                     pool.shutdown()
+                t_index = time.perf_counter()
+                indexed = rt.store.index_for_search()  # paid at the first search, not by the poll cycle
+                print(f"  search index catch-up: {indexed} items in {time.perf_counter() - t_index:.1f} s")
                 items = rt.store.count_items()
                 rt.store.close()
                 rows += [cold, cond]
