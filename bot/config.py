@@ -102,6 +102,112 @@ class SlackConfig(Section):
         return value
 
 
+class WebConfig(Section):
+    # The address users reach `watchfloor serve` at; Teams feedback links point here. Without it, Teams
+    # cards carry no Relevant / Not relevant links (Slack buttons need no URL).
+    public_url: str | None = None
+    # How long a Teams feedback link stays valid.
+    feedback_link_ttl: Duration = timedelta(days=7)
+
+    @field_validator("public_url")
+    @classmethod
+    def _public(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value.rstrip("/") if value else value
+
+
+def _crontab(value: str) -> str:
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(value)
+    except ValueError as exc:
+        raise ValueError(
+            f'{value!r} is not a crontab schedule ("minute hour day month day-of-week", e.g. '
+            f'"0 8 * * mon-fri"): {exc}'
+        ) from None
+    return value
+
+
+ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
+
+
+class TeamsDestination(Section):
+    """A Teams channel reached through a Workflows webhook; the URL (a secret: it carries a signature) is
+    read from the environment variable named here, never from this file."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,80}$")
+    webhook_env: str
+
+    @field_validator("webhook_env")
+    @classmethod
+    def _env(cls, value: str) -> str:
+        if not ENV_NAME.match(value):
+            raise ValueError(f"{value!r} is not an environment variable name (like TEAMS_WEBHOOK_OPS)")
+        return value
+
+
+class DigestConfig(Section):
+    """A scheduled roll-up of the top stories per topic for one destination."""
+
+    destination: str
+    cron: str = "0 8 * * mon-fri"  # minute hour day month day-of-week, as crontab
+    timezone: str = "UTC"
+    topics: list[str] = Field(default_factory=list)  # empty: the topics routed to the destination
+    per_topic: int = Field(default=5, ge=1, le=20)
+
+    @field_validator("destination")
+    @classmethod
+    def _dest(cls, value: str) -> str:
+        if not DESTINATION.match(value):
+            raise ValueError(
+                f'{value!r} is not a destination: write "slack:#channel", "slack:C0123ABCD", '
+                '"teams:<name>" or "console"'
+            )
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not a time zone (write one like Europe/London or UTC)") from None
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return _crontab(value)
+
+
+class LearningConfig(Section):
+    # Retrain a topic's model after this many new feedback labels (clicks) since its last training.
+    retrain_after: int = Field(default=20, ge=1, le=100_000)
+    # And every night at this time (crontab, UTC), to fold in whatever feedback arrived.
+    nightly: str = "30 3 * * *"
+    # Models need this many positive examples before they may gate a topic; below, rules alone decide.
+    min_positives: int = Field(default=5, ge=1)
+
+    @field_validator("nightly")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return _crontab(value)
+
+
+class SurgeConfig(Section):
+    # A topic "surges" when its stories in `window` reach `factor` x its usual count for such a window
+    # (the median over `baseline`), and at least `min_stories`. One surge message per topic per window.
+    enabled: bool = True
+    window: Duration = timedelta(hours=6)
+    factor: float = Field(default=3.0, gt=1)
+    min_stories: int = Field(default=5, ge=2)
+    baseline: Duration = timedelta(days=14)
+
+
 class SourceConfig(Section):
     name: str = Field(min_length=1, max_length=80)
     url: str
@@ -188,6 +294,11 @@ class Config(Section):
     stories: StoriesConfig = Field(default_factory=StoriesConfig)
     classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
     slack: SlackConfig = Field(default_factory=SlackConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
+    teams: list[TeamsDestination] = Field(default_factory=list)
+    digests: list[DigestConfig] = Field(default_factory=list)
+    learning: LearningConfig = Field(default_factory=LearningConfig)
+    surge: SurgeConfig = Field(default_factory=SurgeConfig)
     sources: list[SourceConfig] = Field(default_factory=list)
     topics: list[TopicConfig] = Field(default_factory=list)
     # Where relative paths in the file (examples, models, SQLite) are resolved: the file's own folder.
@@ -207,7 +318,27 @@ class Config(Section):
                     f"sources[{i}].name {source.name!r} is already used by sources[{names[source.name]}]"
                 )
             names[source.name] = i
+        teams = {t.name for t in self.teams}
+        for i, topic in enumerate(self.topics):
+            for dest in topic.destinations:
+                if dest.startswith("teams:") and dest[6:] not in teams:
+                    raise ValueError(
+                        f"topics[{i}].destinations: {dest!r} names no Teams destination: add "
+                        f'[[teams]] name = "{dest[6:]}" with its webhook_env'
+                    )
+        topic_ids = {t.id for t in self.topics}
+        for i, digest in enumerate(self.digests):
+            if digest.destination.startswith("teams:") and digest.destination[6:] not in teams:
+                raise ValueError(
+                    f"digests[{i}].destination: {digest.destination!r} names no Teams destination"
+                )
+            for tid in digest.topics:
+                if tid not in topic_ids:
+                    raise ValueError(f"digests[{i}].topics: {tid!r} is not a topic id")
         return self
+
+    def teams_destination(self, name: str) -> TeamsDestination | None:
+        return next((t for t in self.teams if t.name == name), None)
 
     def path(self, relative: str) -> Path:
         p = Path(relative)

@@ -218,6 +218,43 @@ subscriptions = Table(
     PrimaryKeyConstraint("topic", "destination", name="pk_subscriptions"),
 )
 
+# Messages that belong to no single story (scheduled digests, surge notices): an outbox of their own with
+# the same delivery columns as alerts. (kind, destination, key) is unique, so a digest for one scheduled
+# time, or a surge for one topic and window, is enqueued once however often the job runs: never sent twice.
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("kind", String(16), nullable=False),  # digest | surge
+    Column("destination", String(120), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("topic", String(80)),
+    Column("created", UTCDateTime, nullable=False),
+    Column("payload", Text, nullable=False),  # JSON: what the renderers need, frozen when enqueued
+    *_delivery_columns(),
+    UniqueConstraint("kind", "destination", "key", name="uq_messages_key"),
+    Index("ix_messages_due", "status", "next_attempt"),
+)
+
+# Every model trained for a topic, with its held-out metrics. `active` is the one scoring; a candidate whose
+# held-out F1 is worse than the active one's is kept as `rejected` with the reason, shown by status.
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("topic", String(80), primary_key=True),
+    Column("version", String(40), primary_key=True),
+    Column("trained_at", UTCDateTime, nullable=False),
+    Column("n_examples", Integer, nullable=False),
+    Column("n_positive", Integer, nullable=False),
+    Column("n_feedback", Integer, nullable=False, default=0),
+    Column("precision", Float),
+    Column("recall", Float),
+    Column("f1", Float),
+    Column("status", String(16), nullable=False),  # active | rejected | retired
+    Column("reason", Text),
+    Index("ix_model_versions_status", "topic", "status"),
+)
+
 # Score rows are kept only at or above this floor (and always when flagged): 100k items x N topics of
 # near-zero scores would dominate the database and nobody asks for them; `explain` recomputes anyway.
 SCORE_FLOOR = 0.05
