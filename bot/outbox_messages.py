@@ -103,13 +103,13 @@ def pending_messages(store: Store, prefix: str, limit: int = 200) -> list[Stored
         .limit(limit)
     )
     with store.engine.connect() as conn:
-        return [_stored(r) for r in conn.execute(query).mappings()]
+        return [_stored(dict(r)) for r in conn.execute(query).mappings()]
 
 
 def get_message(store: Store, message_id_: str) -> StoredMessage | None:
     with store.engine.connect() as conn:
         row = conn.execute(select(messages).where(messages.c.id == message_id_)).mappings().first()
-    return _stored(row) if row else None
+    return _stored(dict(row)) if row else None
 
 
 def last_message(store: Store, kind: str, destination: str) -> StoredMessage | None:
@@ -122,7 +122,7 @@ def last_message(store: Store, kind: str, destination: str) -> StoredMessage | N
     )
     with store.engine.connect() as conn:
         row = conn.execute(query).mappings().first()
-    return _stored(row) if row else None
+    return _stored(dict(row)) if row else None
 
 
 def messages_with_status(store: Store, status: str, limit: int = 100) -> list[StoredMessage]:
@@ -133,7 +133,7 @@ def messages_with_status(store: Store, status: str, limit: int = 100) -> list[St
         .limit(limit)
     )
     with store.engine.connect() as conn:
-        return [_stored(r) for r in conn.execute(query).mappings()]
+        return [_stored(dict(r)) for r in conn.execute(query).mappings()]
 
 
 def message_outbox_depth(store: Store) -> dict[str, int]:
