@@ -198,6 +198,10 @@ class LearningConfig(Section):
         return _crontab(value)
 
 
+# A topic needs this many windows of history before anything is unusual for it.
+SURGE_MIN_HISTORY = 4
+
+
 class SurgeConfig(Section):
     # A topic "surges" when its stories in `window` reach `factor` x its usual count for such a window
     # (the median over `baseline`), and at least `min_stories`. One surge message per topic per window.
@@ -206,6 +210,15 @@ class SurgeConfig(Section):
     factor: float = Field(default=3.0, gt=1)
     min_stories: int = Field(default=5, ge=2)
     baseline: Duration = timedelta(days=14)
+
+    @model_validator(mode="after")
+    def _history(self) -> SurgeConfig:
+        if self.baseline < self.window * SURGE_MIN_HISTORY:
+            raise ValueError(
+                f"baseline must cover at least {SURGE_MIN_HISTORY} windows (a usual rate needs history): "
+                f"make it at least {SURGE_MIN_HISTORY} x window"
+            )
+        return self
 
 
 class SourceConfig(Section):

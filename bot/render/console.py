@@ -13,7 +13,9 @@ from datetime import datetime
 from bot.queries import StatusReport
 from bot.store import StoredAlert, Tally
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# C0/C1 controls (escape sequences), and bidi overrides/isolates: a right-to-left override can make a
+# hostile title or URL read as something else on the operator's terminal.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def clean(text: str) -> str:
