@@ -22,7 +22,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.config import Config, ConfigError
 from bot.delivery.console import deliver_to_console
+from bot.delivery.messages import deliver_messages
 from bot.delivery.slack import SlackDelivery, slack_client
+from bot.delivery.teams import TeamsDelivery, teams_client
+from bot.digest import digest_job, digest_names, digest_trigger
 from bot.pipeline import PollReport, Runtime, due_sources, fetch_limits, parse_pool, poll_sources
 from bot.reload import ConfigWatcher
 from bot.runtime import build_runtime, story_index
@@ -59,6 +62,15 @@ class Service:
                 hourly_cap=config.slack.hourly_cap,
                 rollup_delay=config.slack.rollup_delay,
             )
+        # Teams destinations post to Workflows webhooks (URLs from the env vars the config names). Built
+        # even when none is configured yet, so a [[teams]] entry added by a live config edit just works.
+        self.teams: TeamsDelivery | None = TeamsDelivery(
+            client=teams_client(),
+            store=self.rt.store,
+            config=lambda: self.config,
+            topic_title=self._topic_title,
+            clock=clock,
+        )
 
     def _topic_title(self, topic_id: str) -> str:
         topic = self.config.topic(topic_id)
@@ -78,6 +90,8 @@ class Service:
         await self.fetcher.__aexit__(None, None, None)
         if self.parse_pool is not None:
             self.parse_pool.shutdown(wait=False, cancel_futures=True)
+        if self.teams is not None:
+            await self.teams.aclose()
         self.rt.store.close()
 
     # -- jobs --------------------------------------------------------------------------------------------
@@ -109,7 +123,8 @@ class Service:
         return report
 
     async def deliver(self) -> int:
-        """Drain the outbox: Slack destinations to Slack (to the console without a token), console ones there."""
+        """Drain the outbox: Slack destinations to Slack (to the console without a token), console ones there,
+        Teams ones to their Workflows webhooks."""
         rt = self.rt
 
         def accept(destination: str) -> bool:
@@ -119,7 +134,22 @@ class Service:
         if self.slack is not None:
             report = await self.slack.deliver_due()
             sent += report.sent + report.found_posted
+        sent += await deliver_messages(rt.store, self.clock, self.slack, accept)  # digests, surges
+        if self.teams is not None:  # alerts, follow-ups, digests and surges to Teams
+            teams = await self.teams.deliver_due()
+            sent += teams.sent + teams.messages
         return sent
+
+    async def digest(self, name: str) -> bool:
+        """Queue digest `name` (see `digest_names`) for its latest fire time, then send it; True when
+        queued now. A re-run, or another worker at the same fire time, queues nothing more."""
+        found = digest_names(self.config).get(name)
+        if found is None:
+            return False
+        queued = await asyncio.to_thread(digest_job, self.rt.store, self.config, found, self.clock())
+        if queued:
+            await self.deliver()
+        return queued
 
     async def check_config(self) -> Config | ConfigError | None:
         """Apply an edited config.toml, or refuse it with the reasons and keep the running one."""
@@ -192,6 +222,7 @@ class Service:
         for job in self.scheduler.get_jobs():
             if job.id.startswith("poll:") and job.id not in wanted:
                 job.remove()
+        self._schedule_digests(config)
         for job_id, func, every in (
             ("deliver", self.deliver, config.schedule.delivery_interval),
             ("config", self.check_config, config.schedule.config_check),
@@ -204,6 +235,30 @@ class Service:
                 coalesce=True,
                 max_instances=1,
             )
+
+    def _schedule_digests(self, config: Config) -> None:
+        """One cron job per digest, `digest:<destination>`, in the digest's own time zone; re-made when
+        its schedule changes, removed when it leaves the config."""
+        digests = digest_names(config)
+        for name, digest in digests.items():
+            trigger = digest_trigger(digest)
+            existing = self.scheduler.get_job(f"digest:{name}")
+            if existing is not None and repr(existing.trigger) == repr(trigger):
+                continue  # unchanged: keep its next run time
+            self.scheduler.add_job(
+                self.digest,
+                trigger,
+                args=[name],
+                id=f"digest:{name}",
+                name=f"digest {name}",
+                replace_existing=True,
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=3600,  # late is fine: the digest is keyed by its fire time
+            )
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("digest:") and job.id.removeprefix("digest:") not in digests:
+                job.remove()
 
     def poll_jobs(self) -> dict[str, timedelta]:
         """Source name → polling interval, as scheduled (for tests and `status`)."""

@@ -5,6 +5,8 @@ Routes:
   (`AsyncSlackRequestHandler`): a bad signature or a timestamp older than 5 minutes gets 401.
 - `GET /healthz`: 200 `{"status": "ok", "db": "ok"}` when the database answers, else 503.
 - `GET /metrics`: Prometheus text: items, alerts by status, outbox depth per destination, sources failing.
+- `GET|POST /feedback/<token>`: a Teams card's Relevant / Not relevant link (`bot.feedback_page`): GET shows
+  a confirmation page, only its form's POST records (link previewers must not vote).
 
 The scheduler does not run here (`watchfloor worker` does); this process only reads the store, so several
 can run behind a load balancer. Entry point for the CLI: `run_web(config_path, port)`.
@@ -19,15 +21,16 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from slack_bolt.adapter.asgi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 
-from bot import queries
-from bot.app import Deps, Explainer, SlackSetupError, build_app
+from bot import feedback_page, queries
+from bot.app import Deps, Explainer, SlackSetupError, build_app, utcnow
 from bot.config import Config, ConfigError, config_path, load_config
 from bot.reload import ConfigWatcher
 from bot.store import Store
@@ -74,13 +77,23 @@ def metrics_text(m: queries.Metrics) -> str:
 
 
 class WebApp:
-    """The ASGI callable: our two GET routes here, everything else to Bolt's handler."""
+    """The ASGI callable: health, metrics and Teams feedback pages here, everything else to Bolt's handler."""
 
-    def __init__(self, bolt: AsyncApp, store: Store, on_shutdown: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        bolt: AsyncApp,
+        store: Store,
+        on_shutdown: Callable[[], None] | None = None,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        config: Callable[[], Config] | None = None,
+    ) -> None:
         self.bolt = bolt
         self.store = store
         self.slack = AsyncSlackRequestHandler(bolt, SLACK_PATH)
         self.on_shutdown = on_shutdown
+        self.clock = clock
+        self.config = config
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -93,6 +106,8 @@ class WebApp:
             await self._healthz(send)
         elif path == "/metrics" and method in ("GET", "HEAD"):
             await self._metrics(send)
+        elif feedback_page.is_feedback_path(path) and method in feedback_page.METHODS:
+            await self._feedback(path, method, send)
         else:
             await self.slack(scope, receive, send)  # type: ignore[arg-type]
 
@@ -126,8 +141,26 @@ class WebApp:
             return
         await _send(send, 200, metrics_text(m).encode(), "text/plain; version=0.0.4; charset=utf-8")
 
+    async def _feedback(self, path: str, method: str, send: Send) -> None:
+        def topic_title(topic_id: str) -> str:
+            topic = self.config().topic(topic_id) if self.config else None
+            return topic.title if topic else topic_id
 
-async def _send(send: Send, status: int, body: bytes, content_type: str) -> None:
+        try:
+            page = await asyncio.to_thread(
+                feedback_page.answer, self.store, path, method, self.clock(), topic_title
+            )
+        except Exception:
+            log.exception("feedback link failed method=%s", method)
+            page = feedback_page.PageAnswer(
+                500, "<!doctype html><p>Something went wrong; nothing was recorded."
+            )
+        await _send(send, page.status, page.html.encode(), "text/html; charset=utf-8", feedback_page.HEADERS)
+
+
+async def _send(
+    send: Send, status: int, body: bytes, content_type: str, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
     await send(
         {
             "type": "http.response.start",
@@ -135,6 +168,7 @@ async def _send(send: Send, status: int, body: bytes, content_type: str) -> None
             "headers": [
                 (b"content-type", content_type.encode()),
                 (b"content-length", str(len(body)).encode()),
+                *headers,
             ],
         }
     )
@@ -143,7 +177,7 @@ async def _send(send: Send, status: int, body: bytes, content_type: str) -> None
 
 def create_asgi(config: Config, deps: Deps, on_shutdown: Callable[[], None] | None = None) -> WebApp:
     """The ASGI app for `config` and `deps` (raises SlackSetupError when a Slack variable is missing)."""
-    return WebApp(build_app(config, deps), deps.store, on_shutdown)
+    return WebApp(build_app(config, deps), deps.store, on_shutdown, clock=deps.clock, config=deps.config)
 
 
 # -- the production wiring: live config, models loaded in the background ----------------------------------
