@@ -1,6 +1,6 @@
 """The `watchfloor` command: one entry point per thing a user does.
 
-watchfloor demo | check | score | eval | run | worker | serve
+watchfloor demo | check | score | eval | replay | backtest | tune | run | worker | serve
 """
 
 from __future__ import annotations
@@ -51,6 +51,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             f"  {t.id}  threshold {t.threshold}  {rules}  examples: {len(t.examples.files)} file(s), "
             f"{len(t.examples.positive)}+/{len(t.examples.negative)}- inline  → {', '.join(t.destinations)}{state}"
         )
+    from bot.retrain import example_warnings  # too few examples: the topic runs on its rules alone
+
+    for warning in example_warnings(config):
+        print(f"warning: {warning}")
     return 0
 
 
@@ -147,6 +151,76 @@ def cmd_manifest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from bot.replay import ReplayError, run_replay
+
+    config = _load(args)
+    try:
+        return run_replay(
+            config,
+            Path(args.file),
+            sys.stdout,
+            feedback=args.feedback_from_labels,
+            window=args.window,
+            retrain_after=args.retrain_after,
+        )
+    except ReplayError as exc:
+        print(f"watchfloor replay: {exc}", file=sys.stderr)
+        return 1
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from bot.backtest import BacktestError, run_backtest
+    from bot.durations import DurationError, parse_duration
+
+    # Here --config is the proposed config; the current one is --current, else the usual default.
+    current = _load(argparse.Namespace(config=args.current))
+    proposed = None
+    if args.config:
+        try:
+            proposed = load_config(args.config)
+        except ConfigError as exc:
+            print(exc.report(), file=sys.stderr)
+            return 1
+    try:
+        since = parse_duration(args.since)
+    except DurationError as exc:
+        print(f"watchfloor backtest: --since {exc}", file=sys.stderr)
+        return 2
+    current_name = args.current or os.environ.get("WATCHFLOOR_CONFIG") or "config.toml"
+    try:
+        return run_backtest(
+            current,
+            proposed,
+            sys.stdout,
+            datetime.now(UTC),
+            since,
+            topic=args.topic,
+            names=(current_name, args.config or current_name),
+        )
+    except BacktestError as exc:
+        print(f"watchfloor backtest: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from bot.tune import TuneError, run_tune
+
+    config = _load(args)
+    try:
+        return run_tune(
+            config,
+            args.topic,
+            args.precision,
+            sys.stdout,
+            file=Path(args.file) if args.file else None,
+            folds=args.folds,
+        )
+    except TuneError as exc:
+        print(f"watchfloor tune: {exc}", file=sys.stderr)
+        return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="watchfloor", description="News alerts on watch topics.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -198,6 +272,42 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--url", help="HTTP mode: public https base URL; Slack posts to <url>/slack/events")
     p.add_argument("--json", action="store_true", help="JSON instead of YAML")
     p.set_defaults(func=cmd_manifest)
+    p = add(
+        "replay", "replay labelled reports in time order through the pipeline: precision/recall per window"
+    )
+    p.add_argument("file", help="labelled JSON lines (the news_dev.jsonl format)")
+    p.add_argument(
+        "--feedback-from-labels",
+        action="store_true",
+        help="also replay with a simulated analyst clicking every alert by its label, retraining as configured",
+    )
+    p.add_argument("--window", type=int, default=25, help="alerts per window, per topic (default 25)")
+    p.add_argument(
+        "--retrain-after", type=int, help="retrain after N new labels (default: [learning].retrain_after)"
+    )
+    p.set_defaults(func=cmd_replay)
+    help_text = "alerts a config change would add and remove, on the stored news"
+    p = sub.add_parser("backtest", help=help_text, description=help_text)
+    p.add_argument(
+        "--config",
+        metavar="NEW.toml",
+        help="the proposed config (without it: the stored alerts vs a fresh scoring with the current config)",
+    )
+    p.add_argument(
+        "--current",
+        help="the current config, whose database is read (default: $WATCHFLOOR_CONFIG, else ./config.toml)",
+    )
+    p.add_argument("--topic", help="one topic only")
+    p.add_argument("--since", default="30d", help="stories first seen this long ago or later (default 30d)")
+    p.set_defaults(func=cmd_backtest)
+    p = add("tune", "pick a topic's threshold for a target precision from its labelled data, cross-validated")
+    p.add_argument("--topic", required=True, help="the topic id")
+    p.add_argument("--precision", type=float, required=True, help="target precision, e.g. 0.9")
+    p.add_argument("--file", help="more labelled JSON lines (the news_dev.jsonl format)")
+    p.add_argument(
+        "--folds", type=int, default=5, help="cross-validation folds, grouped by event (default 5)"
+    )
+    p.set_defaults(func=cmd_tune)
     return parser
 
 
