@@ -38,7 +38,7 @@ from sqlalchemy import (
     true,
 )
 
-from bot.store import SEARCH_TSVECTOR, Store, alerts, items, scores, sources
+from bot.store import SEARCH_TSVECTOR, Store, alerts, items, model_versions, scores, sources
 from bot.urls import canonical_url
 
 SEARCH_LIMIT_MAX = 50
@@ -92,9 +92,25 @@ class DeadLetter:
 
 @dataclass(frozen=True, slots=True)
 class ModelVersion:
+    """A topic's model version: from stored scores and the versions registry (`bot.model_registry`).
+
+    Per topic the report holds its active version, its latest rejected candidate when that came after the
+    active one (with `reason`: "held-out F1 0.81 < active 0.86 …"), and every version stored scores name.
+    Registry fields are None for a version the registry does not know (scores from before it existed).
+    """
+
     topic: str
     version: str
     scores: int  # stored score rows made by this version
+    status: str | None = None  # active | rejected | retired; None: not in the registry
+    trained_at: datetime | None = None
+    n_examples: int | None = None  # training-set size
+    n_positive: int | None = None  # real positive examples (config and feedback)
+    n_feedback: int | None = None  # feedback clicks it was trained with
+    precision: float | None = None  # held-out, at the topic's threshold; None when not measurable
+    recall: float | None = None
+    f1: float | None = None
+    reason: str | None = None  # why it became active, or why it was rejected
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +282,16 @@ def status_report(store: Store, dead_shown: int = 5) -> StatusReport:
             .group_by(scores.c.topic, scores.c.model_version)
             .order_by(scores.c.topic, scores.c.model_version)
         ).all()
+        registry = (
+            conn.execute(
+                select(model_versions).where(
+                    model_versions.c.status.in_(("active", "rejected"))
+                    | model_versions.c.version.in_({str(v) for _, v, _ in versions})
+                )
+            )
+            .mappings()
+            .all()
+        )
     states = [
         SourceState(
             name=r["name"],
@@ -297,8 +323,51 @@ def status_report(store: Store, dead_shown: int = 5) -> StatusReport:
             )
             for r in dead_rows
         ],
-        model_versions=[ModelVersion(str(t), str(v), int(n)) for t, v, n in versions],
+        model_versions=_model_versions(versions, registry),
     )
+
+
+_STATUS_ORDER = {"active": 0, "rejected": 1, "retired": 2}
+
+
+def _model_versions(counted: Sequence[Any], registry: Sequence[Any]) -> list[ModelVersion]:
+    """Stored scores per version joined with the registry: each topic's active version, its latest
+    rejected candidate if newer than the active one, and the versions the scores name."""
+    counts = {(str(t), str(v)): int(n) for t, v, n in counted}
+    rows = {(r["topic"], r["version"]): r for r in registry}
+    active = {r["topic"]: r for r in registry if r["status"] == "active"}
+    shown = set(counts) | {(t, r["version"]) for t, r in active.items()}
+    rejected: dict[str, Any] = {}
+    for r in registry:
+        best = rejected.get(r["topic"])
+        if r["status"] == "rejected" and (best is None or r["trained_at"] > best["trained_at"]):
+            rejected[r["topic"]] = r
+    for topic, r in rejected.items():
+        if topic not in active or r["trained_at"] >= active[topic]["trained_at"]:
+            shown.add((topic, r["version"]))
+    out = []
+    for key in shown:
+        r = rows.get(key)
+        if r is None:
+            out.append(ModelVersion(key[0], key[1], counts.get(key, 0)))
+            continue
+        out.append(
+            ModelVersion(
+                topic=key[0],
+                version=key[1],
+                scores=counts.get(key, 0),
+                status=r["status"],
+                trained_at=r["trained_at"],
+                n_examples=int(r["n_examples"]),
+                n_positive=int(r["n_positive"]),
+                n_feedback=int(r["n_feedback"] or 0),
+                precision=None if r["precision"] is None else float(r["precision"]),
+                recall=None if r["recall"] is None else float(r["recall"]),
+                f1=None if r["f1"] is None else float(r["f1"]),
+                reason=r["reason"],
+            )
+        )
+    return sorted(out, key=lambda m: (m.topic, _STATUS_ORDER.get(m.status or "", 3), m.version))
 
 
 # -- search -----------------------------------------------------------------------------------------------

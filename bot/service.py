@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.config import Config, ConfigError
@@ -28,14 +29,21 @@ from bot.delivery.teams import TeamsDelivery, teams_client
 from bot.digest import digest_job, digest_names, digest_trigger
 from bot.pipeline import PollReport, Runtime, due_sources, fetch_limits, parse_pool, poll_sources
 from bot.reload import ConfigWatcher
+from bot.retrain import RetrainReport, nightly_retrain, retrain_if_due
 from bot.runtime import build_runtime, story_index
 from bot.scoring import TopicScorer
 from bot.sources.fetch import Fetcher
+from bot.surge import surge_job
 from bot.topic_models import load_or_train
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+
+
+# How often the feedback count and the topics' story rates are looked at.
+RETRAIN_CHECK = timedelta(minutes=5)
+SURGE_CHECK = timedelta(minutes=10)
 
 
 def utcnow() -> datetime:
@@ -151,6 +159,21 @@ class Service:
             await self.deliver()
         return queued
 
+    async def surge(self) -> int:
+        """Queue surge notices for topics far above their usual rate, then send them."""
+        rt = self.rt
+        queued = await asyncio.to_thread(surge_job, rt.store, rt.config, rt.destinations(), self.clock())
+        if queued:
+            await self.deliver()
+        return queued
+
+    async def retrain_due(self) -> RetrainReport | None:
+        """Retrain topics with `learning.retrain_after` new feedback clicks (off the event loop)."""
+        return await asyncio.to_thread(retrain_if_due, self.rt, self.clock())
+
+    async def retrain_nightly(self) -> RetrainReport:
+        return await asyncio.to_thread(nightly_retrain, self.rt, self.clock())
+
     async def check_config(self) -> Config | ConfigError | None:
         """Apply an edited config.toml, or refuse it with the reasons and keep the running one."""
         result = self.watcher.poll()
@@ -223,9 +246,21 @@ class Service:
             if job.id.startswith("poll:") and job.id not in wanted:
                 job.remove()
         self._schedule_digests(config)
+        self.scheduler.add_job(
+            self.retrain_nightly,
+            CronTrigger.from_crontab(config.learning.nightly, timezone=UTC),
+            id="retrain:nightly",
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=3600,
+        )
         for job_id, func, every in (
             ("deliver", self.deliver, config.schedule.delivery_interval),
             ("config", self.check_config, config.schedule.config_check),
+            # Cheap when nothing is due (counting queries): often enough that a few 👎 soon count.
+            ("retrain:due", self.retrain_due, RETRAIN_CHECK),
+            ("surge", self.surge, SURGE_CHECK),
         ):
             self.scheduler.add_job(
                 func,

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Sequence
+import os
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,14 +55,9 @@ def model_file(config: Config, definitions: Sequence[TopicDefinition], backgroun
     return config.path(config.classifier.model_dir) / f"topics-{combined}.joblib"
 
 
-# Older model files stay for a while so that undoing a config edit reloads instead of retraining.
+# Older model files stay for a while so that undoing a config edit reloads instead of retraining
+# (`bot.retrain.prune_runs` keeps the runs holding an active version too).
 KEEP_MODEL_FILES = 5
-
-
-def _prune_old(folder: Path, keep: int) -> None:
-    files = sorted(folder.glob("topics-*.joblib"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in files[keep:]:
-        old.unlink(missing_ok=True)
 
 
 def feedback_examples(store: Store, topic_ids: Iterable[str]) -> dict[str, list[Example]]:
@@ -82,30 +79,47 @@ def _feedback_digest(extra: dict[str, list[Example]]) -> str:
     return hashlib.sha256(repr(rows).encode()).hexdigest()[:16]
 
 
-def load_or_train(config: Config, store: Store | None = None) -> TopicModels:
-    """The saved models when they match the config (and, given a store, its feedback labels), else freshly
-    trained ones (saved for next time). With `store`, each topic also learns from its Slack feedback."""
-    definitions = [topic_definition(config, t) for t in config.active_topics]
-    background = background_examples(config)
-    extra = feedback_examples(store, [d.id for d in definitions]) if store is not None else {}
+def run_file(
+    config: Config,
+    definitions: Sequence[TopicDefinition],
+    background: Sequence[Example],
+    extra: dict[str, list[Example]],
+) -> Path:
+    """Where the models trained on exactly these definitions, background and feedback are saved."""
     digest = background_digest(background)
     if extra:
         # New feedback labels make a new model file; without feedback the file name is as before.
         digest = f"{digest}+feedback:{_feedback_digest(extra)}"
-    path = model_file(config, definitions, digest)
+    return model_file(config, definitions, digest)
+
+
+def cached_models(path: Path, train: Callable[[], TopicModels]) -> TopicModels:
+    """The models saved at `path`, else `train()`'s, saved there (atomically) for next time."""
     if path.is_file():
         try:
             return TopicModels.load(path)
         except Exception as exc:  # a stale or corrupt file is not fatal: we can always retrain
             log.warning("model file unusable, retraining path=%s error=%s", path, exc)
-    log.info("training topic models topics=%s", ",".join(d.id for d in definitions))
-    models = TopicModels.train(definitions, background, extra=extra)
+    models = train()
+    # A file of this writer's own, renamed into place: a reader never sees half a file, and two processes
+    # training the same run at once never write into one file.
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
         models.save(tmp)
-        tmp.replace(path)  # atomic: a reader never sees half a file
-        _prune_old(path.parent, keep=KEEP_MODEL_FILES)
+        tmp.replace(path)
     except OSError as exc:
         log.warning("could not save models path=%s error=%s", path, exc)
     return models
+
+
+def load_or_train(config: Config, store: Store | None = None) -> TopicModels:
+    """The models for the config's active topics, trained or loaded from their saved file.
+
+    With `store`, each topic also learns from its Slack feedback, and the versions registry decides which
+    version of each topic runs: a new candidate is measured on held-out reports and replaces the active
+    version only if it is not worse (`bot.retrain.load_active`). Without it, the freshly trained models run.
+    Either way a topic with too few positive examples runs on its keyword rules alone.
+    """
+    from bot.retrain import load_active  # the registry sits on top of this module
+
+    return load_active(config, store)
