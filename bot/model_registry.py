@@ -115,8 +115,12 @@ def decide(
         return Decision(False, f"held-out F1 not measured (no held-out positive) < active {active_f1:.2f}")
     if candidate_f1 is None or active_f1 is None:
         return Decision(True, "no held-out F1 to compare (no held-out positive): the newer data runs")
-    if candidate_f1 >= active_f1 - one_report_tolerance(positives) - _FLOAT_SLACK:
+    if candidate_f1 >= active_f1 - _FLOAT_SLACK:
         return Decision(True, f"held-out F1 {candidate_f1:.2f} ≥ active {active_f1:.2f}{on}")
+    if candidate_f1 >= active_f1 - one_report_tolerance(positives) - _FLOAT_SLACK:
+        return Decision(
+            True, f"held-out F1 {candidate_f1:.2f} within one report of active {active_f1:.2f}{on}"
+        )
     return Decision(False, f"held-out F1 {candidate_f1:.2f} < active {active_f1:.2f}{on}")
 
 

@@ -8,9 +8,9 @@ functions, `lower(…) LIKE` instead of `ILIKE`, counts through portable `CASE`.
 Every function takes the `Store` and returns plain frozen dataclasses; times come in as arguments (no
 clock here). They are synchronous: async callers run them with `asyncio.to_thread`.
 
-Search is a deliberately simple first step: every word must appear in the title or the text (`LIKE`), and
-matches rank by a score where a word in the title counts twice. It scans, so it slows with the table; the
-planned replacement is SQLite FTS5 / PostgreSQL `tsvector` with the same function signature.
+Search runs on each database's own full-text index (SQLite FTS5, PostgreSQL `tsvector` + GIN; see
+`bot/store.py`), best matches first, so it stays fast at hundreds of thousands of items where a `LIKE` scan
+reads every row (bench/slack.py: p50 56 ms against 505 ms for `LIKE` at 200,000 items).
 """
 
 from __future__ import annotations

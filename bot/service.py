@@ -100,6 +100,8 @@ class Service:
             self.parse_pool.shutdown(wait=False, cancel_futures=True)
         if self.teams is not None:
             await self.teams.aclose()
+        if self.slack is not None:
+            await self.slack.aclose()
         self.rt.store.close()
 
     # -- jobs --------------------------------------------------------------------------------------------

@@ -114,8 +114,30 @@ class SlackDelivery:
     monotonic: Callable[[], float] = time.monotonic
     _last_post: dict[str, float] = field(default_factory=dict)
     _channel_ids: dict[str, str] = field(default_factory=dict)
+    _session: aiohttp.ClientSession | None = None
+    _session_loop: asyncio.AbstractEventLoop | None = None
+
+    def _keep_alive(self) -> None:
+        """One HTTP session for every call: slack_sdk opens a connection (and a TLS handshake) per request
+        when it has none (bench/slack.py: 1.4x the messages per second with one). Made on first use in the
+        running event loop, since a session belongs to its loop."""
+        loop = asyncio.get_running_loop()
+        if self._session is not None and self._session_loop is loop and not self._session.closed:
+            return
+        if self.client.session is not None and self._session is None:
+            return  # the caller gave the client a session of its own
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.client.timeout))
+        self._session_loop = loop
+        self.client.session = self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self.client.session = None
+            self._session = None
 
     async def deliver_due(self, limit: int = 500) -> DeliveryReport:
+        self._keep_alive()
         report = DeliveryReport()
         now = self.clock()
         self.store.set_aside_muted(now)  # alerts to a muted topic/destination are never sent
@@ -327,24 +349,7 @@ class SlackDelivery:
         return False
 
     async def _channel_id(self, channel: str) -> str | None:
-        if CHANNEL_ID.match(channel):
-            return channel
-        if channel in self._channel_ids:
-            return self._channel_ids[channel]
-        name = channel.lstrip("#")
-        cursor = None
-        for _ in range(50):  # pages of 200: 10,000 channels is plenty
-            page = await self.client.conversations_list(
-                limit=200, cursor=cursor, exclude_archived=True, types="public_channel,private_channel"
-            )
-            for ch in page.get("channels") or []:
-                if ch.get("name") == name:
-                    self._channel_ids[channel] = str(ch["id"])
-                    return str(ch["id"])
-            cursor = (page.get("response_metadata") or {}).get("next_cursor")
-            if not cursor:
-                break
-        return None
+        return await resolve_channel_id(self.client, channel, self._channel_ids)
 
     async def _find_posted(self, channel: str, stored: StoredAlert) -> str | None:
         """The `channel:ts` of a message already carrying this alert's id, if the last send got through."""
@@ -370,6 +375,29 @@ class SlackDelivery:
             if not cursor:
                 break
         return None
+
+
+async def resolve_channel_id(client: AsyncWebClient, channel: str, cache: dict[str, str]) -> str | None:
+    """The id of `#name` (history needs ids; chat.postMessage takes either), from `cache` or by listing
+    the channels; None when no channel has that name."""
+    if CHANNEL_ID.match(channel):
+        return channel
+    if channel in cache:
+        return cache[channel]
+    name = channel.lstrip("#")
+    cursor = None
+    for _ in range(50):  # pages of 200: 10,000 channels is plenty
+        page = await client.conversations_list(
+            limit=200, cursor=cursor, exclude_archived=True, types="public_channel,private_channel"
+        )
+        for ch in page.get("channels") or []:
+            if ch.get("name") == name:
+                cache[channel] = str(ch["id"])
+                return str(ch["id"])
+        cursor = (page.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            break
+    return None
 
 
 def _retry_after(headers: Any) -> int:

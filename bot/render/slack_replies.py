@@ -52,6 +52,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "stored items holding every word, best matches first",
     ),
     "topics": ("topics", "each topic: threshold, destinations, alerts in 24 h / 7 d"),
+    "digest": (
+        "digest [topic] [since]",
+        "the top stories per topic routed here (or of one topic) since a time ago, default 24h",
+    ),
     "status": ("status", "sources and their health, outbox, dead letters, model versions"),
     "explain": ("explain <item id or URL>", "every topic's score for an item and the terms behind it"),
     "mute": ("mute <topic> [duration]", "silence a topic in this channel (default 24h; admins)"),
@@ -60,7 +64,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "unsubscribe": ("unsubscribe <topic>", "stop a subscription made with subscribe (admins)"),
 }
 # Named in the design but not in this version: they get a clear "not yet" rather than "unknown".
-PLANNED = ("digest",)
+PLANNED: tuple[str, ...] = ()
 # Subcommands that change routing or muting: only `slack.admins` may run them.
 ADMIN_ONLY = ("mute", "unmute", "subscribe", "unsubscribe")
 
@@ -160,7 +164,8 @@ def help_reply(command: str) -> Reply:
         "answers only you otherwise."
     )
     lines.append(", ".join(f"`{a}`" for a in ADMIN_ONLY) + " are for the admins listed in `slack.admins`.")
-    lines.append("Coming later: " + ", ".join(f"`{p}`" for p in PLANNED) + ".")
+    if PLANNED:
+        lines.append("Coming later: " + ", ".join(f"`{p}`" for p in PLANNED) + ".")
     return _reply(f"{command}: " + ", ".join(SUBCOMMANDS), _pack(f"*{command}* — Watchfloor news", lines))
 
 
@@ -393,7 +398,7 @@ def search_reply(query: str, hits: Sequence[SearchHit]) -> Reply:
     header = f"*{len(hits)} match{'es' if len(hits) != 1 else ''} for* _{shown}_, best first"
     return _reply(
         f"{len(hits)} matches",
-        _pack(header, lines, ["Simple word search for now; full-text ranking comes later."]),
+        _pack(header, lines, ["Narrow it with `topic:…`, `source:…` or `since:7d`."]),
     )
 
 

@@ -193,6 +193,9 @@ class FakeSlack:
         self._release: asyncio.Event | None = None
         self.port = 0
         self.users: dict[str, Payload] = {}
+        # Called (on the server's thread) as each response_url post is recorded: bench/slack.py
+        # timestamps replies here instead of polling `.responses`.
+        self.on_response: Callable[[str, Payload], None] | None = None
         self._methods: dict[str, Handler] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
@@ -438,6 +441,8 @@ class FakeSlack:
                 return web.Response(status=400, text=f"invalid_blocks: {exc.detail}")
         with self._lock:
             self.responses.append((ident, payload))
+        if self.on_response is not None:
+            self.on_response(ident, payload)
         if fault is not None:
             await self._hang(fault)
         return web.Response(text="ok")
