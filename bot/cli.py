@@ -122,7 +122,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from bot.queries import status_report
+    from bot.queries import status_report, with_configured_digests
     from bot.render.console import render_status
     from bot.store import Store
 
@@ -132,7 +132,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         store.ensure_sources(
             [(s.name, s.url) for s in config.sources]
         )  # configured but never polled show too
-        print(render_status(status_report(store), datetime.now(UTC)))
+        report = with_configured_digests(status_report(store), [d.destination for d in config.digests])
+        print(render_status(report, datetime.now(UTC)))
     finally:
         store.close()
     return 0

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -38,7 +38,18 @@ from sqlalchemy import (
     true,
 )
 
-from bot.store import SEARCH_TSVECTOR, Store, alerts, items, model_versions, scores, sources
+from bot.store import (
+    SEARCH_TSVECTOR,
+    Store,
+    UTCDateTime,
+    alerts,
+    followups,
+    items,
+    messages,
+    model_versions,
+    scores,
+    sources,
+)
 from bot.urls import canonical_url
 
 SEARCH_LIMIT_MAX = 50
@@ -81,13 +92,23 @@ class SourceState:
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    alert_id: str
+    alert_id: str  # the alert's id, or the digest's / surge notice's message id
     topic: str
     destination: str
     created: datetime
     attempts: int
     last_error: str | None
     title: str
+    kind: str = "alert"  # alert | digest | surge
+
+
+@dataclass(frozen=True, slots=True)
+class DigestState:
+    """One destination's digests: the last one sent, and any waiting in the outbox."""
+
+    destination: str
+    last_sent: datetime | None
+    pending: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,10 +138,11 @@ class ModelVersion:
 class StatusReport:
     sources: list[SourceState]
     last_poll: datetime | None
-    outbox: dict[str, int]  # pending alerts per destination
-    dead_count: int
+    outbox: dict[str, int]  # pending per destination: alerts, thread replies, digests and surge notices
+    dead_count: int  # dead alerts, digests and surge notices
     dead_latest: list[DeadLetter]
     model_versions: list[ModelVersion]
+    digests: list[DigestState] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,19 +262,87 @@ def topic_activity(store: Store, now: datetime) -> dict[str, TopicActivity]:
 # -- status -----------------------------------------------------------------------------------------------
 
 
+def _outbox_depth(conn: Any) -> dict[str, int]:
+    """Pending alerts, thread replies (a reply's destination is its parent alert's) and messages."""
+    depth: dict[str, int] = {}
+    for query in (
+        select(alerts.c.destination, func.count())
+        .where(alerts.c.status == "pending")
+        .group_by(alerts.c.destination),
+        select(alerts.c.destination, func.count())
+        .select_from(followups.join(alerts, alerts.c.id == followups.c.alert_id))
+        .where(followups.c.status == "pending")
+        .group_by(alerts.c.destination),
+        select(messages.c.destination, func.count())
+        .where(messages.c.status == "pending")
+        .group_by(messages.c.destination),
+    ):
+        for d, n in conn.execute(query):
+            depth[str(d)] = depth.get(str(d), 0) + int(n)
+    return dict(sorted(depth.items()))
+
+
+def _digest_states(conn: Any) -> list[DigestState]:
+    rows = conn.execute(
+        select(
+            messages.c.destination,
+            func.max(case((messages.c.status == "sent", messages.c.sent_at)), type_=UTCDateTime),
+            func.sum(case((messages.c.status == "pending", 1), else_=0)),
+        )
+        .where(messages.c.kind == "digest")
+        .group_by(messages.c.destination)
+        .order_by(messages.c.destination)
+    ).all()
+    return [
+        DigestState(str(d), _aware(last) if last is not None else None, int(n or 0)) for d, last, n in rows
+    ]
+
+
+def _dead_messages(conn: Any, limit: int) -> tuple[int, list[DeadLetter]]:
+    count = int(
+        conn.execute(
+            select(func.count()).select_from(messages).where(messages.c.status == "dead")
+        ).scalar_one()
+    )
+    rows = conn.execute(
+        select(messages)
+        .where(messages.c.status == "dead")
+        .order_by(messages.c.created.desc(), messages.c.id)
+        .limit(limit)
+    ).mappings()
+    dead = [
+        DeadLetter(
+            alert_id=r["id"],
+            topic=r["topic"] or "",
+            destination=r["destination"],
+            created=r["created"],
+            attempts=int(r["attempts"] or 0),
+            last_error=r["last_error"],
+            title=f"{r['kind']} of {r['created']:%Y-%m-%d %H:%M} UTC",
+            kind=r["kind"],
+        )
+        for r in rows
+    ]
+    return count, dead
+
+
+def with_configured_digests(report: StatusReport, destinations: Sequence[str]) -> StatusReport:
+    """Add the digests config.toml schedules that have never been queued ("last sent: never")."""
+    known = {g.destination for g in report.digests}
+    extra = [DigestState(d, None, 0) for d in dict.fromkeys(destinations) if d not in known]
+    if not extra:
+        return report
+    merged = sorted([*report.digests, *extra], key=lambda g: g.destination)
+    return replace(report, digests=merged)
+
+
 def status_report(store: Store, dead_shown: int = 5) -> StatusReport:
     with store.engine.connect() as conn:
         source_rows = conn.execute(select(sources).order_by(sources.c.name)).mappings().all()
-        outbox = {
-            str(d): int(n)
-            for d, n in conn.execute(
-                select(alerts.c.destination, func.count())
-                .where(alerts.c.status == "pending")
-                .group_by(alerts.c.destination)
-                .order_by(alerts.c.destination)
-            )
-        }
-        dead_count = int(
+        outbox = _outbox_depth(conn)
+        digests = _digest_states(conn)
+        dead_messages, dead_message_rows = _dead_messages(conn, dead_shown)
+        dead_count = dead_messages + int(
             conn.execute(
                 select(func.count()).select_from(alerts).where(alerts.c.status == "dead")
             ).scalar_one()
@@ -311,19 +401,27 @@ def status_report(store: Store, dead_shown: int = 5) -> StatusReport:
         last_poll=max(polled) if polled else None,
         outbox=outbox,
         dead_count=dead_count,
-        dead_latest=[
-            DeadLetter(
-                alert_id=r["id"],
-                topic=r["topic"],
-                destination=r["destination"],
-                created=r["created"],
-                attempts=int(r["attempts"] or 0),
-                last_error=r["last_error"],
-                title=r["title"],
-            )
-            for r in dead_rows
-        ],
+        dead_latest=sorted(
+            [
+                *dead_message_rows,
+                *(
+                    DeadLetter(
+                        alert_id=r["id"],
+                        topic=r["topic"],
+                        destination=r["destination"],
+                        created=r["created"],
+                        attempts=int(r["attempts"] or 0),
+                        last_error=r["last_error"],
+                        title=r["title"],
+                    )
+                    for r in dead_rows
+                ),
+            ],
+            key=lambda d: d.created,
+            reverse=True,
+        )[:dead_shown],
         model_versions=_model_versions(versions, registry),
+        digests=digests,
     )
 
 

@@ -26,9 +26,11 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from bot import queries
 from bot.app import Deps
 from bot.config import TopicConfig
+from bot.digest import build_digest, routed_topics
 from bot.durations import DurationError, format_duration, parse_duration
 from bot.items import Item, TopicScore
 from bot.render import slack_replies as render
+from bot.render.slack_digest import digest_reply
 from bot.render.slack_replies import PLANNED, SUBCOMMANDS, Reply, fit
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,10 @@ SEARCH_FILTERS = ("topic", "source", "since")
 SHARE_WORDS = ("share", "--share")
 MUTE_DEFAULT = timedelta(hours=24)
 MUTE_MAX = timedelta(days=365)
+DIGEST_DEFAULT = timedelta(hours=24)
+DIGEST_MAX = timedelta(days=90)
+DIGEST_PER_TOPIC = 5  # stories per topic, unless a [[digests]] entry for the channel says otherwise
+DIGEST_ONE_TOPIC = 10  # stories listed when one topic is asked for
 
 # Slack sends `&`, `<`, `>` typed by the user as entities, and links it recognised as `<url>` or
 # `<url|label>`; what the user meant is the URL and the plain characters.
@@ -141,6 +147,7 @@ async def cmd_status(deps: Deps, name: str, args: list[str]) -> Reply:
     if args:
         raise CommandProblem("`status` takes no arguments.", usage=SUBCOMMANDS["status"][0])
     report = await asyncio.to_thread(queries.status_report, deps.store)
+    report = queries.with_configured_digests(report, [d.destination for d in deps.config().digests])
     return render.status_reply(report, deps.model_versions(), deps.clock())
 
 
@@ -293,8 +300,48 @@ async def cmd_unsubscribe(deps: Deps, name: str, args: list[str], caller: Caller
     return render.unsubscribe_reply(name, topic, removed, caller.routed_by_config(topic))
 
 
+async def cmd_digest(deps: Deps, name: str, args: list[str], caller: Caller | None) -> Reply:
+    """The digest on demand: the topics routed to this channel (all topics when none is), or the one
+    topic given, since a time ago (default 24h). Nothing is queued or sent: the reply only shows it."""
+    usage = SUBCOMMANDS["digest"][0]
+    config = deps.config()
+    topic: TopicConfig | None = None
+    rest = args
+    if args and not args[0][:1].isdigit():
+        topic = resolve_topic(config.topics, args[0], usage)
+        rest = args[1:]
+    length = DIGEST_DEFAULT
+    if rest:
+        try:
+            length = parse_duration(" ".join(rest))
+        except DurationError as exc:
+            raise CommandProblem(f"`since`: {fit(str(exc), 300)}.", usage=usage) from None
+        if length > DIGEST_MAX:
+            raise CommandProblem(
+                f"{format_duration(length)} is further back than a digest looks: at most 90d.", usage=usage
+            )
+    here = [caller.destination, f"slack:#{caller.channel_name}"] if caller and caller.channel_id else []
+    per_topic = next(
+        (d.per_topic for d in config.digests if d.destination.lower() in {h.lower() for h in here}),
+        DIGEST_PER_TOPIC,
+    )
+    if topic is not None:
+        topic_ids = [topic.id]
+        per_topic = max(per_topic, DIGEST_ONE_TOPIC)
+    else:
+        routed = await asyncio.to_thread(routed_topics, config, deps.store, here)
+        topic_ids = routed or [t.id for t in config.active_topics]
+    now, where = deps.clock(), here[0] if here else "slack"
+    digest = await asyncio.to_thread(
+        build_digest, deps.store, config, where, topic_ids, now - length, now, per_topic
+    )
+    titles = [t.title for t in config.topics if t.id in topic_ids]
+    return digest_reply(digest, titles, f"last {format_duration(length)}")
+
+
 Subcommand = Callable[[Deps, str, list[str]], Awaitable[Reply]]
 AdminSubcommand = Callable[[Deps, str, list[str], Caller], Awaitable[Reply]]
+ChannelSubcommand = Callable[[Deps, str, list[str], Caller | None], Awaitable[Reply]]
 
 HANDLERS: dict[str, Subcommand] = {
     "help": cmd_help,
@@ -313,6 +360,18 @@ ADMIN_HANDLERS: dict[str, AdminSubcommand] = {
     "unsubscribe": cmd_unsubscribe,
 }
 
+# Subcommands about the channel they are asked in, open to everyone.
+CHANNEL_HANDLERS: dict[str, ChannelSubcommand] = {
+    "digest": cmd_digest,
+}
+
+
+def _in_channel(sub: ChannelSubcommand, caller: Caller | None) -> Subcommand:
+    async def run(deps: Deps, name: str, args: list[str]) -> Reply:
+        return await sub(deps, name, args, caller)
+
+    return run
+
 
 async def answer(deps: Deps, name: str, text: str, caller: Caller | None = None) -> tuple[Reply, bool]:
     """The reply to `/news <text>` and whether to share it. Raises only on unexpected failures.
@@ -329,10 +388,12 @@ async def answer(deps: Deps, name: str, text: str, caller: Caller | None = None)
         except CommandProblem as exc:
             return render.problem_reply(name, exc.problem, exc.suggestions, exc.usage), False
     handler = HANDLERS.get(request.sub)
+    if handler is None and request.sub in CHANNEL_HANDLERS:
+        handler = _in_channel(CHANNEL_HANDLERS[request.sub], caller)
     if handler is None:
         if request.sub in PLANNED:
             return render.planned_reply(name, request.sub), request.share
-        suggestions = close_matches(request.sub, [*HANDLERS, *ADMIN_HANDLERS, *PLANNED])
+        suggestions = close_matches(request.sub, [*HANDLERS, *CHANNEL_HANDLERS, *ADMIN_HANDLERS, *PLANNED])
         problem = f"`{fit(request.sub, 80)}` is not a `{name}` subcommand."
         return render.problem_reply(name, problem, suggestions), False
     try:

@@ -22,7 +22,15 @@ from typing import Any
 
 from bot.config import TopicConfig
 from bot.items import TopicScore
-from bot.queries import AlertedItem, ItemRecord, SearchHit, StatusReport, TopicActivity, TopicQuality
+from bot.queries import (
+    AlertedItem,
+    ItemRecord,
+    ModelVersion,
+    SearchHit,
+    StatusReport,
+    TopicActivity,
+    TopicQuality,
+)
 from bot.render.slack import (
     BLOCKS_MAX,
     CONTEXT_ELEMENTS_MAX,
@@ -336,6 +344,22 @@ def topics_reply(
 # -- status -----------------------------------------------------------------------------------------------
 
 
+def _version_text(v: ModelVersion) -> str:
+    parts = []
+    if v.f1 is not None:
+        parts.append(f"held-out F1 {v.f1:.2f}")
+    if v.n_examples is not None:
+        parts.append(f"{v.n_examples} examples, {v.n_feedback or 0} from feedback")
+    if v.scores:
+        parts.append(f"{v.scores} scores")
+    text = f"`{fit(v.version, 40)}`" + (f" {v.status}" if v.status else "")
+    if parts:
+        text += f" ({', '.join(parts)})"
+    if v.status == "rejected" and v.reason:
+        text += f" — kept aside: {fit(v.reason, ERROR_SHOWN)}"
+    return text
+
+
 def status_reply(report: StatusReport, running: Mapping[str, str], now: datetime) -> Reply:
     """`running`: topic → model version of the scorer loaded now (empty when none is loaded here)."""
     failing = [s for s in report.sources if s.consecutive_failures > 0]
@@ -362,20 +386,30 @@ def status_reply(report: StatusReport, running: Mapping[str, str], now: datetime
         else "empty"
     )
     dead_lines = [
-        f"• {fit(d.title, TITLE_SHOWN)} — {fit(d.topic, FIELD_SHOWN)} → {fit(d.destination, FIELD_SHOWN)}, "
+        f"• {'' if d.kind == 'alert' else f'[{d.kind}] '}{fit(d.title, TITLE_SHOWN)} — "
+        f"{fit(d.topic, FIELD_SHOWN) + ' → ' if d.topic else ''}{fit(d.destination, FIELD_SHOWN)}, "
         f"{d.attempts} attempt{'s' if d.attempts != 1 else ''}: {fit(d.last_error or 'no error recorded', ERROR_SHOWN)}"
         for d in report.dead_latest
     ]
     tail = [f"*Outbox:* {outbox}", f"*Dead letters:* {report.dead_count}"]
     if dead_lines:
         tail[-1] += f" (latest {len(dead_lines)})\n" + "\n".join(dead_lines)
+    if report.digests:
+        tail.append(
+            "*Digests:* "
+            + ", ".join(
+                f"{fit(g.destination, FIELD_SHOWN)} last sent {ago(g.last_sent, now)}"
+                + (f" ({g.pending} waiting)" if g.pending else "")
+                for g in report.digests
+            )
+        )
     stored: dict[str, list[str]] = {}
     for v in report.model_versions:
-        stored.setdefault(v.topic, []).append(f"`{fit(v.version, 40)}` ({v.scores} scores)")
+        stored.setdefault(v.topic, []).append(_version_text(v))
     model_lines = []
     for topic in sorted(set(stored) | set(running)):
         now_running = f"running `{fit(running[topic], 40)}`" if topic in running else ""
-        seen = ("stored " + ", ".join(stored[topic][:5])) if topic in stored else ""
+        seen = "; ".join(stored[topic][:4]) if topic in stored else ""
         model_lines.append(
             f"• `{fit(topic, FIELD_SHOWN)}`: " + "; ".join(p for p in (now_running, seen) if p)
         )
