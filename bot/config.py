@@ -143,6 +143,11 @@ class TeamsDestination(Section):
     @field_validator("webhook_env")
     @classmethod
     def _env(cls, value: str) -> str:
+        if "://" in value:  # the URL itself pasted here: never echo it, it carries a signature
+            raise ValueError(
+                "must name the environment variable that holds the webhook URL (like TEAMS_WEBHOOK_OPS), "
+                "not the URL itself: the URL is a secret, keep it out of this file"
+            )
         if not ENV_NAME.match(value):
             raise ValueError(f"{value!r} is not an environment variable name (like TEAMS_WEBHOOK_OPS)")
         return value

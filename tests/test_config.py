@@ -128,3 +128,36 @@ def test_config_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert load_config().topics[0].id == "cables"
     monkeypatch.setenv("DATABASE_URL", "postgres://u@h/db")
     assert load_config().database_url() == "postgresql+psycopg://u@h/db"
+
+
+def test_teams_digests_and_surge_sections_are_checked(tmp_path: Path) -> None:
+    base = (FIXTURES / "config" / "minimal.toml").read_text()
+    good = base + '\n[[teams]]\nname = "ops"\nwebhook_env = "TEAMS_WEBHOOK_OPS"\n'
+    config = parse_config(
+        good.replace('destinations = ["console"]', 'destinations = ["teams:ops"]'), tmp_path / "c.toml"
+    )
+    assert config.teams_destination("ops") is not None
+    bad = (
+        base.replace('destinations = ["console"]', 'destinations = ["teams:nobody"]')
+        + '\n[[teams]]\nname = "ops"\nwebhook_env = "https://secret.example/hook"\n'
+        + '\n[[digests]]\ndestination = "console"\ncron = "0 25 * * *"\ntimezone = "Mars/Olympus"\n'
+        + '\n[surge]\nwindow = "6h"\nbaseline = "12h"\n'
+    )
+    with pytest.raises(ConfigError) as exc:
+        parse_config(bad, tmp_path / "c.toml")
+    report = exc.value.report()
+    assert "teams[0].webhook_env" in report and "not the URL itself" in report
+    assert "digests[0].cron" in report and "is not a crontab schedule" in report
+    assert "digests[0].timezone" in report and "'Mars/Olympus' is not a time zone" in report
+    assert "surge: baseline must cover at least 4 windows" in report
+    # The webhook URL given by mistake where the variable's name goes is not echoed back: it is a secret.
+    assert "secret.example" not in report
+
+
+def test_shipped_teams_example_validates_when_uncommented(tmp_path: Path) -> None:
+    raw = (ROOT / "config.toml").read_text(encoding="utf-8")
+    block = raw[raw.index("# [[teams]]") :].split("\n\n")[0]
+    example = "\n".join(line.removeprefix("# ") for line in block.splitlines() if line.startswith("# "))
+    base = (FIXTURES / "config" / "minimal.toml").read_text()
+    config = parse_config(base + "\n" + example + "\n", tmp_path / "c.toml")
+    assert [t.name for t in config.teams] == ["ops"]
