@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, true, update
 
 from bot.store import Store, _insert_ignore, messages
 
@@ -112,11 +112,15 @@ def get_message(store: Store, message_id_: str) -> StoredMessage | None:
     return _stored(dict(row)) if row else None
 
 
-def last_message(store: Store, kind: str, destination: str) -> StoredMessage | None:
-    """The most recently queued message of a kind for a destination, whatever its delivery state."""
+def last_message(
+    store: Store, kind: str, destination: str, *, skip_dead: bool = False
+) -> StoredMessage | None:
+    """The most recently queued message of a kind for a destination, whatever its delivery state (but a
+    dead letter with `skip_dead`)."""
     query = (
         select(messages)
         .where(messages.c.kind == kind, messages.c.destination == destination)
+        .where(messages.c.status != "dead" if skip_dead else true())
         .order_by(messages.c.created.desc(), messages.c.id.desc())
         .limit(1)
     )

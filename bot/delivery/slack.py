@@ -117,7 +117,7 @@ class SlackDelivery:
     _session: aiohttp.ClientSession | None = None
     _session_loop: asyncio.AbstractEventLoop | None = None
 
-    def _keep_alive(self) -> None:
+    def keep_alive(self) -> None:
         """One HTTP session for every call: slack_sdk opens a connection (and a TLS handshake) per request
         when it has none (bench/slack.py: 1.4x the messages per second with one). Made on first use in the
         running event loop, since a session belongs to its loop."""
@@ -137,7 +137,7 @@ class SlackDelivery:
             self._session = None
 
     async def deliver_due(self, limit: int = 500) -> DeliveryReport:
-        self._keep_alive()
+        self.keep_alive()
         report = DeliveryReport()
         now = self.clock()
         self.store.set_aside_muted(now)  # alerts to a muted topic/destination are never sent
