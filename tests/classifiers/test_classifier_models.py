@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 from classifier_topics import SEED, load_proposed_topics, load_shipped_background
 
-from classifiers.model import MODEL_VERSION, ModelVersionError, TopicModels, background_digest
+from classifiers import model as model_module
+from classifiers.model import (
+    MODEL_VERSION,
+    ModelVersionError,
+    TopicModels,
+    _even_odds_shift,
+    background_digest,
+)
 from classifiers.rules import KeywordRules
 from classifiers.training import Example, TopicDefinition
 
@@ -171,3 +178,39 @@ def test_extra_feedback_is_used(topics: list[TopicDefinition], background: list[
 def test_duplicate_topic_ids_are_rejected(topics: list[TopicDefinition], background: list[Example]) -> None:
     with pytest.raises(ValueError, match="unique"):
         TopicModels.train([topics[0], topics[0]], background)
+
+
+def test_even_odds_shift_cancels_the_share_of_positives_among_rule_passers() -> None:
+    y = np.array([1] * 10 + [0] * 30 + [0] * 100)
+    passes = np.array([True] * 40 + [False] * 100)  # only the first 40 pass the rules
+    assert _even_odds_shift(y, passes) == pytest.approx(np.log(31 / 11))
+    assert _even_odds_shift(y, np.zeros(len(y), dtype=bool)) == 0.0  # no passer: no shift, still finite
+
+
+def test_negatives_that_pass_the_rules_weigh_more(
+    topics: list[TopicDefinition], background: list[Example], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A report that passes the DPRK rules but is about something else: weighting such negatives up must
+    # push its own score down (it is in training, so this checks the weight reaches the fit).
+    roundup = Example(
+        "Threat report lists North Korea and Russia among rivals",
+        "The annual report names China, Russia, Iran and North Korea as the main state threats.",
+        0,
+        id="hard-negative",
+    )
+    dprk = replace(topics[0], examples=(*topics[0].examples, roundup))
+    column = 0
+    weighted = TopicModels.train([dprk], background).decision([(roundup.title, roundup.text)])[0, column]
+    monkeypatch.setattr(model_module, "HARD_NEGATIVE_WEIGHT", 1.0)
+    plain = TopicModels.train([dprk], background).decision([(roundup.title, roundup.text)])[0, column]
+    assert weighted < plain
+
+
+def test_description_is_a_prior_even_with_many_examples(
+    topics: list[TopicDefinition], background: list[Example]
+) -> None:
+    # A word only the description uses still pushes the score up, and info counts real examples only.
+    topic = replace(topics[2], description=topics[2].description + " Zzyzxattack raids on tankers.")
+    models = TopicModels.train([topic], background)
+    assert dict(models.explain("Zzyzxattack", "", topic.id)).get("zzyzxattack", 0) > 0
+    assert models.info()[topic.id]["n_pos"] == sum(e.label == 1 for e in topic.examples)

@@ -27,5 +27,5 @@ def test_proposed_topics_meet_f1_targets() -> None:
     results = cross_validate(topics, load_shipped_background(), load_labelled(NEWS_DEV), folds=5, seed=0)
     assert set(results) == {t.id for t in topics}
     for topic_id, (model, rules) in results.items():
-        assert model.f1 >= rules.f1, f"{topic_id}: model F1 {model.f1:.3f} < rules F1 {rules.f1:.3f}"
-    assert results["dprk-russia-military"][0].f1 >= 0.90
+        assert model.f1 > rules.f1, f"{topic_id}: model F1 {model.f1:.3f} <= rules F1 {rules.f1:.3f}"
+        assert model.f1 >= 0.92, f"{topic_id}: model F1 {model.f1:.3f} < 0.92 (issue 4 target)"

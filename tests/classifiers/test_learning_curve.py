@@ -16,6 +16,7 @@ from classifiers.evaluation import (
     LabelledReport,
     learning_curve,
     load_labelled,
+    rules_metrics,
     training_positives,
 )
 from classifiers.model import TopicModels
@@ -100,15 +101,15 @@ def test_curve_rejects_bad_arguments() -> None:
 @pytest.mark.skipif(
     not NEWS_DEV.exists(), reason=f"shared dev set absent ({NEWS_DEV}); shipped examples only"
 )
-@pytest.mark.xfail(
-    strict=True,
-    reason="cold-start target not met yet: F1@10 for dprk-russia-military is 0.685 (target 0.85); "
-    "flip to a plain assert when the model reaches it",
-)
 def test_dprk_cold_start_target_on_dev_set() -> None:
+    """Issue 4's cold-start target: trained on 10 examples, dprk-russia-military reaches F1 0.85 (0.87 when
+    written; the rules alone score 0.81, so the model must beat its own gate to pass)."""
     topics = load_proposed_topics()
+    reports = load_labelled(NEWS_DEV)
     curve = learning_curve(
-        topics, load_shipped_background(), load_labelled(NEWS_DEV), sizes=(10,), folds=5, seed=0, repeats=3
+        topics, load_shipped_background(), reports, sizes=(10,), folds=5, seed=0, repeats=3
     )
     (_, at10) = curve["dprk-russia-military"][0]
     assert at10.f1 >= 0.85, f"dprk-russia-military F1@10 {at10.f1:.3f} < 0.85"
+    rules = rules_metrics(topics[0], reports)
+    assert topics[0].id == "dprk-russia-military" and at10.f1 > rules.f1
