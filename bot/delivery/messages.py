@@ -38,7 +38,7 @@ from bot.delivery.slack import (
     _describe,
     _retry_after,
     channel_of,
-    resolve_channel_id,
+    find_in_history,
 )
 from bot.notices import Digest, Surge
 from bot.outbox_messages import (
@@ -239,27 +239,11 @@ class _SlackSender:
 
     async def find_posted(self, channel: str, message: StoredMessage) -> str | None:
         """The `channel:ts` of a message already carrying this outbox id, if the last send got through."""
-        channel_id = await resolve_channel_id(self.client, channel, self.channel_ids)
-        if channel_id is None:
-            return None
-        oldest = (message.created - timedelta(minutes=5)).timestamp()
-        cursor = None
-        for _ in range(10):
-            page = await self.client.conversations_history(
-                channel=channel_id,
-                oldest=f"{oldest:.6f}",
-                limit=200,
-                include_all_metadata=True,
-                cursor=cursor,
-            )
-            for posted in page.get("messages") or []:
-                payload = (posted.get("metadata") or {}).get("event_payload") or {}
-                if payload.get("message_id") == message.id:
-                    return f"{channel_id}:{posted.get('ts')}"
-            cursor = (page.get("response_metadata") or {}).get("next_cursor")
-            if not cursor:
-                break
-        return None
+
+        def ours(meta: dict[str, Any]) -> bool:
+            return bool((meta.get("event_payload") or {}).get("message_id") == message.id)
+
+        return await find_in_history(self.client, channel, self.channel_ids, message.created, ours)
 
 
 async def deliver_slack_messages(

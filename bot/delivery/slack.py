@@ -353,28 +353,43 @@ class SlackDelivery:
 
     async def _find_posted(self, channel: str, stored: StoredAlert) -> str | None:
         """The `channel:ts` of a message already carrying this alert's id, if the last send got through."""
-        channel_id = await self._channel_id(channel)
-        if channel_id is None:
-            return None
-        oldest = (stored.alert.created - timedelta(minutes=5)).timestamp()
-        cursor = None
-        for _ in range(10):
-            page = await self.client.conversations_history(
-                channel=channel_id,
-                oldest=f"{oldest:.6f}",
-                limit=200,
-                include_all_metadata=True,
-                cursor=cursor,
-            )
-            for message in page.get("messages") or []:
-                meta = message.get("metadata") or {}
-                payload = meta.get("event_payload") or {}
-                if meta.get("event_type") == EVENT_ALERT and payload.get("alert_id") == stored.alert.id:
-                    return f"{channel_id}:{message.get('ts')}"
-            cursor = (page.get("response_metadata") or {}).get("next_cursor")
-            if not cursor:
-                break
+
+        def ours(meta: dict[str, Any]) -> bool:
+            payload = meta.get("event_payload") or {}
+            return meta.get("event_type") == EVENT_ALERT and payload.get("alert_id") == stored.alert.id
+
+        return await find_in_history(self.client, channel, self._channel_ids, stored.alert.created, ours)
+
+
+async def find_in_history(
+    client: AsyncWebClient,
+    channel: str,
+    channel_ids: dict[str, str],
+    created: datetime,
+    ours: Callable[[dict[str, Any]], bool],
+) -> str | None:
+    """The `channel:ts` of a message posted since shortly before `created` whose Slack message metadata
+    `ours` recognises: how a send of uncertain outcome is looked for before posting again."""
+    channel_id = await resolve_channel_id(client, channel, channel_ids)
+    if channel_id is None:
         return None
+    oldest = (created - timedelta(minutes=5)).timestamp()
+    cursor = None
+    for _ in range(10):
+        page = await client.conversations_history(
+            channel=channel_id,
+            oldest=f"{oldest:.6f}",
+            limit=200,
+            include_all_metadata=True,
+            cursor=cursor,
+        )
+        for message in page.get("messages") or []:
+            if ours(message.get("metadata") or {}):
+                return f"{channel_id}:{message.get('ts')}"
+        cursor = (page.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            break
+    return None
 
 
 async def resolve_channel_id(client: AsyncWebClient, channel: str, cache: dict[str, str]) -> str | None:

@@ -11,6 +11,7 @@ import textwrap
 from datetime import datetime
 
 from bot.queries import ModelVersion, StatusReport
+from bot.render.why import NO_REASON, positive_terms, rules_held
 from bot.store import StoredAlert, Tally
 
 # C0/C1 controls (escape sequences), and bidi overrides/isolates: a right-to-left override can make a
@@ -24,13 +25,13 @@ def clean(text: str) -> str:
 
 def why_line(why: dict[str, object]) -> str:
     parts = []
-    terms = why.get("terms") or []
-    if isinstance(terms, list) and terms:
-        parts.append(", ".join(f"{clean(str(t))} {float(w):+.2f}" for t, w in terms[:5] if float(w) > 0))
-    rules = why.get("rules") or []
-    if isinstance(rules, list) and rules:
-        parts.append("rules: " + ", ".join(clean(str(r)) for r in rules))
-    return "; ".join(p for p in parts if p) or "model score above threshold"
+    terms = positive_terms(why, 5)
+    if terms:
+        parts.append(", ".join(f"{clean(term)} {weight:+.2f}" for term, weight in terms))
+    rules = rules_held(why, 20)
+    if rules:
+        parts.append("rules: " + ", ".join(clean(r) for r in rules))
+    return "; ".join(parts) or NO_REASON
 
 
 def when(ts: datetime) -> str:

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from bot.render.why import NO_REASON, positive_terms, rules_held
 from bot.store import StoredAlert
 
 # Block Kit limits (https://docs.slack.dev/reference/block-kit/blocks). slack_sdk's block models check the
@@ -216,24 +217,13 @@ def _context(elements: Sequence[str]) -> dict[str, Any]:
 def why_text(why: Mapping[str, Any]) -> str:
     """The reason a topic fired, escaped: the strongest positive terms and the keyword rules that held."""
     parts: list[str] = []
-    terms = why.get("terms") or []
-    shown: list[str] = []
-    if isinstance(terms, list):
-        for entry in terms:
-            if len(shown) == TERMS_SHOWN:
-                break
-            try:
-                term, weight = str(entry[0]), float(entry[1])
-            except (TypeError, ValueError, IndexError):
-                continue  # a malformed row in the stored JSON costs one term, not the alert
-            if weight > 0:
-                shown.append(f"{_fit(term, TERM_SHOWN_MAX)} {weight:+.2f}")
-    if shown:
-        parts.append(", ".join(shown))
-    rules = why.get("rules") or []
-    if isinstance(rules, list) and rules:
-        parts.append("rules: " + ", ".join(_fit(str(r), TERM_SHOWN_MAX) for r in rules[:10]))
-    return "; ".join(parts) or "model score above threshold"
+    terms = positive_terms(why, TERMS_SHOWN)
+    if terms:
+        parts.append(", ".join(f"{_fit(term, TERM_SHOWN_MAX)} {weight:+.2f}" for term, weight in terms))
+    rules = rules_held(why, 10)
+    if rules:
+        parts.append("rules: " + ", ".join(_fit(r, TERM_SHOWN_MAX) for r in rules))
+    return "; ".join(parts) or NO_REASON
 
 
 def _button_value(alert: StoredAlert) -> str:

@@ -42,6 +42,7 @@ from bot.feedback import Verdict
 from bot.feedback_links import FeedbackLinks
 from bot.notices import Digest, StoryLine, Surge
 from bot.render.slack import VERDICT_LABELS, Report, safe_link_url
+from bot.render.why import NO_REASON, positive_terms, rules_held
 from bot.store import StoredAlert
 
 CARD_VERSION = "1.5"
@@ -217,24 +218,13 @@ def why_line(why: Mapping[str, Any], terms_shown: int = 5, rules_shown: int = RU
     """Why a topic fired, as plain card text: the strongest positive terms and the keyword rules that
     held (the facts `bot.render.slack.why_text` shows, neutralised for cards instead of mrkdwn)."""
     parts: list[str] = []
-    shown: list[str] = []
-    terms = why.get("terms") or []
-    if isinstance(terms, list):
-        for entry in terms:
-            if len(shown) >= terms_shown:
-                break
-            try:
-                term, weight = str(entry[0]), float(entry[1])
-            except (TypeError, ValueError, IndexError):
-                continue  # a malformed row in the stored JSON costs one term, not the alert
-            if weight > 0:
-                shown.append(f"{card_text(term, TERM_SHOWN_MAX)} {weight:+.2f}")
-    if shown:
-        parts.append(", ".join(shown))
-    rules = why.get("rules") or []
-    if isinstance(rules, list) and rules and rules_shown:
-        parts.append("rules: " + ", ".join(card_text(str(r), TERM_SHOWN_MAX) for r in rules[:rules_shown]))
-    return "; ".join(parts) or "model score above threshold"
+    terms = positive_terms(why, terms_shown)
+    if terms:
+        parts.append(", ".join(f"{card_text(term, TERM_SHOWN_MAX)} {weight:+.2f}" for term, weight in terms))
+    rules = rules_held(why, rules_shown)
+    if rules:
+        parts.append("rules: " + ", ".join(card_text(r, TERM_SHOWN_MAX) for r in rules))
+    return "; ".join(parts) or NO_REASON
 
 
 def outlets_line(source: str, n_sources: int, others: Sequence[str], shown: int = 8) -> str:
