@@ -25,6 +25,7 @@ from bot.render.teams import (
     digest_card,
     encode_message,
     followup_card,
+    rollup_card,
     surge_card,
 )
 from bot.store import Report, StoredAlert
@@ -299,6 +300,46 @@ def test_followup_card_lists_later_reports_with_links() -> None:
     many = [Report(f"i{n}", "t" * 10_000, f"https://x.example/{n}", "s" * 1000, NOW) for n in range(300)]
     big = check(followup_card(stored(), many, "Cables"))
     assert any(t.startswith("…and ") and t.endswith("more reports") for t in texts(big))
+
+
+def held_story(n: int, **overrides: Any) -> StoredAlert:
+    alert = Alert(f"a{n:02d}", "dprk-russia-military", "teams:ops", f"s{n}", f"i{n}", NOW)
+    values: dict[str, Any] = {
+        "alert": alert,
+        "status": "held",
+        "title": f"Story {n}",
+        "url": f"https://news.example/{n}",
+        "source": "Gazette",
+    }
+    values.update(overrides)
+    return stored(**values)
+
+
+def test_rollup_card_lists_the_held_stories_linked_with_their_source() -> None:
+    card = check(rollup_card("DPRK–Russia", [held_story(1), held_story(2, url="javascript:alert(1)")]))
+    shown = texts(card)
+    assert shown[0] == "2 more stories on DPRK–Russia"
+    assert "[Story 1](https://news.example/1)" in shown
+    assert "Story 2" in shown  # listed, but its URL is not http(s): unlinked
+    assert shown.count("Gazette · {{DATE(2026-11-27T11:30:00Z, SHORT)}} {{TIME(2026-11-27T11:30:00Z)}}") == 2
+    assert not any(t.startswith("+") for t in shown)
+    assert card["fallbackText"] == "2 more stories on DPRK–Russia" and "actions" not in card
+    assert texts(check(rollup_card("T", [held_story(1)])))[0] == "1 more story on T"
+
+
+def test_a_rollup_of_many_hostile_stories_says_how_many_more_and_stays_under_20_kb() -> None:
+    stories = [
+        held_story(n, title=HOSTILE_TITLE + " " + "漢" * 10_000, source="<at>Wire</at> " * 200)
+        for n in range(60)
+    ]
+    card = check(rollup_card("<at>all</at> **Topic**", stories))
+    shown = texts(card)
+    assert shown[0] == "60 more stories on ‹at›all‹/at› ∗∗Topic∗∗"
+    for text in shown:
+        assert "<" not in text and ">" not in text and "**" not in text, text
+    links = re.findall(r"\]\((https?://[^)\s]*)\)", "\n".join(shown))
+    assert links and all(re.fullmatch(r"https://news\.example/\d+", link) for link in links)
+    assert card["body"][-1]["text"] == f"+{60 - len(links)} more stories"  # texts() ends in the fallback
 
 
 def test_digest_card_has_the_facts_of_a_slack_digest() -> None:

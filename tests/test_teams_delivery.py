@@ -2,8 +2,8 @@
 
 Success, 429 then success (not counted), 5xx backoff, 4xx dead letter, a missing webhook variable (kept,
 never lost), order per destination, a timeout after the request went out (at least once), feedback links
-on the cards, follow-ups, digests and surge notices from the messages outbox; and once through the
-`Service`, from a local feed to a card.
+on the cards, follow-ups, digests and surge notices from the messages outbox, flood control (the hourly cap,
+one roll-up card an hour, mutes); and once through the `Service`, from a local feed to a card.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from fakes.teams_webhook import FakeTeams
 from support import FIXTURES, ROOT
-from test_teams_cards import check, story
+from test_teams_cards import check, story, texts
 
 from bot.config import Config, load_config
 from bot.decide import decide_alerts
@@ -59,10 +59,11 @@ def db(tmp_path: Path) -> Iterator[Store]:
     store.close()
 
 
-def config(public_url: str | None = None) -> Config:
+def config(public_url: str | None = None, hourly_cap: int = 10, rollup_delay: str = "10m") -> Config:
     return Config.model_validate(
         {
             "web": {"public_url": public_url},
+            "slack": {"hourly_cap": hourly_cap, "rollup_delay": rollup_delay},
             "teams": [
                 {"name": "ops", "webhook_env": "TEAMS_WEBHOOK_OPS"},
                 {"name": "desk", "webhook_env": "TEAMS_WEBHOOK_DESK"},
@@ -340,6 +341,109 @@ def test_followups_digests_and_surges_go_out_as_cards(db: Store, teams: FakeTeam
     )
     assert "‹at›x‹/at›" in json.dumps(cards[0], ensure_ascii=False)
     assert drain(d).messages == 0  # each went once
+
+
+# -- flood control ------------------------------------------------------------------------------------------
+
+
+def one_topic(store: Store, ids: list[str], topic: str = "flood") -> None:
+    """Put these alerts on one topic (add_alerts gives each its own)."""
+    with store.transaction() as conn:
+        conn.exec_driver_sql("UPDATE alerts SET topic = ? WHERE id = ?", [(topic, i) for i in ids])
+
+
+def test_a_burst_past_the_hourly_cap_becomes_one_rollup_card_an_hour(db: Store, teams: FakeTeams) -> None:
+    """12 stories of one topic in an hour with cap 10: 10 cards, then one card listing the other 2 once the
+    delay has passed; later stories that hour wait for the next hour's roll-up."""
+    ids = add_alerts(db, [("teams:ops", f"Story {n}") for n in range(12)])
+    ids += add_alerts(db, [("teams:desk", "Desk 1"), ("teams:desk", "Desk 2")], first=12)
+    one_topic(db, ids)
+    clock = Clock()  # the alerts were created at NOW + n seconds; this is NOW + 5 min
+    d = delivery(db, teams, clock, cfg=config(hourly_cap=10, rollup_delay="10m"))
+    first = drain(d)
+    assert (first.sent, first.held, first.rolled_up) == (12, 2, 0)
+    assert titles(teams.posts["ops"]) == [f"Story {n}" for n in range(10)]
+    assert titles(teams.posts["desk"]) == ["Desk 1", "Desk 2"]  # the cap is per destination
+    assert {a.alert.id for a in db.alerts_for("held")} == set(ids[10:12])
+
+    clock.now = NOW + timedelta(minutes=9)  # the held stories are still gathering
+    assert drain(d).rolled_up == 0 and len(teams.posts["ops"]) == 10
+    clock.now = NOW + timedelta(minutes=11)
+    second = drain(d)
+    assert (second.rolled_up, second.sent) == (2, 0)
+    card = check(teams.posts["ops"][-1])  # schema-valid, 1.5, under 20 KB
+    shown = texts(card)
+    assert shown[0] == "2 more stories on Topic flood"
+    assert "[Story 10](https://news.example/10)" in shown and "[Story 11](https://news.example/11)" in shown
+    rolled = {a.alert.id: a for a in db.alerts_for("sent")}
+    assert [rolled[i].remote_ref for i in ids[10:12]] == ["teams:ops:run-ops-11"] * 2
+    assert db.sent_since("flood", "teams:ops", NOW, rolled_up=True) == 2
+
+    late = add_alerts(db, [("teams:ops", "Late 1"), ("teams:ops", "Late 2")], first=100)
+    one_topic(db, late)
+    clock.now = NOW + timedelta(minutes=15)
+    third = drain(d)
+    assert (third.held, third.sent, third.rolled_up) == (2, 0, 0)
+    clock.now = NOW + timedelta(minutes=40)  # gathered, but the last roll-up went out 29 minutes ago
+    assert drain(d).rolled_up == 0
+    clock.now = NOW + timedelta(minutes=72)
+    assert drain(d).rolled_up == 2
+    assert texts(check(teams.posts["ops"][-1]))[0] == "2 more stories on Topic flood"
+    assert len(teams.posts["ops"]) == 12 and len(teams.calls) == 14  # 10 + 2 roll-ups, and desk's 2
+    assert drain(d) == TeamsReport()  # nothing left, nothing twice
+
+
+def test_a_muted_topic_gets_neither_its_cards_nor_its_rollup(db: Store, teams: FakeTeams) -> None:
+    ids = add_alerts(db, [("teams:ops", f"Story {n}") for n in range(4)])
+    one_topic(db, ids)
+    clock = Clock()
+    d = delivery(db, teams, clock, cfg=config(hourly_cap=2))
+    assert (drain(d).sent, len(db.alerts_for("held"))) == (2, 2)
+    db.mute("flood", "teams:ops", NOW + timedelta(days=1), "teams:ops")
+    later = add_alerts(db, [("teams:ops", "After the mute"), ("teams:desk", "Elsewhere")], first=10)
+    one_topic(db, later)
+    clock.now = NOW + timedelta(minutes=30)  # the held ones have gathered: a roll-up would be due
+    report = drain(d)
+    assert (report.sent, report.rolled_up) == (1, 0)
+    assert len(teams.posts["ops"]) == 2 and titles(teams.posts["desk"]) == ["Elsewhere"]
+    assert {a.alert.id for a in db.alerts_for("muted")} == {*ids[2:], later[0]}
+
+
+def test_a_rollup_waits_for_retries_and_a_refused_one_becomes_dead_letters(
+    db: Store, teams: FakeTeams
+) -> None:
+    ops = add_alerts(db, [("teams:ops", f"Ops {n}") for n in range(3)])
+    desk = add_alerts(db, [("teams:desk", f"Desk {n}") for n in range(2)], first=3)
+    one_topic(db, ops + desk)
+    clock = Clock()
+    d = delivery(db, teams, clock, cfg=config(hourly_cap=1))
+    assert drain(d).held == 3
+    clock.now = NOW + timedelta(minutes=11)
+    teams.fail_next("ops", 429, retry_after=120)
+    teams.fail_next("desk", 404)
+    report = drain(d)
+    assert (report.rolled_up, report.dead) == (0, 1)
+    [dead] = db.alerts_for("dead")
+    assert dead.alert.id == desk[1] and "Teams refused the roll-up: Teams answered HTTP 404" in (
+        dead.last_error or ""
+    )
+    assert {a.alert.id for a in db.alerts_for("held")} == set(ops[1:])  # kept, nothing lost
+    calls = len(teams.calls)
+    clock.now += timedelta(seconds=60)
+    assert drain(d).rolled_up == 0 and len(teams.calls) == calls  # not before its Retry-After
+
+    # An alert of another topic waiting for its retry holds the destination's roll-up back too.
+    [other] = add_alerts(db, [("teams:ops", "Another topic")], first=20)
+    clock.now += timedelta(seconds=61)
+    teams.fail_next("ops", 502)
+    report = drain(d)
+    assert (report.retrying, report.rolled_up) == (1, 0) and len(teams.calls) == calls + 1
+    [waiting] = db.alerts_for("pending")
+    assert waiting.alert.id == other and waiting.next_attempt is not None
+    clock.now = waiting.next_attempt
+    report = drain(d)
+    assert (report.sent, report.rolled_up) == (1, 2)
+    assert texts(check(teams.posts["ops"][-1]))[0] == "2 more stories on Topic flood"
 
 
 def test_classify_response() -> None:

@@ -31,6 +31,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.delivery.flood import due_rollups, hourly_cap
 from bot.render.slack import (
     EVENT_ALERT,
     alert_message,
@@ -230,32 +231,22 @@ class SlackDelivery:
         return False
 
     async def _deliver_channel(self, channel: str, queue: list[StoredAlert], report: DeliveryReport) -> None:
-        hour_ago = self.clock() - timedelta(hours=1)
-        sent: dict[str, int] = {}
+        cap = hourly_cap(self.store, self.clock(), self.hourly_cap)
         for stored in queue:
-            topic, dest = stored.alert.topic, stored.alert.destination
-            if topic not in sent:
-                sent[topic] = self.store.sent_since(topic, dest, hour_ago, rolled_up=False)
-            if sent[topic] >= self.hourly_cap:
+            if cap.holds(stored.alert):
                 self.store.hold_alert(stored.alert.id)
                 report.held += 1
                 continue
             if not await self._deliver_one(channel, stored, report):
                 return  # it waits, so the alerts behind it wait: order per channel is kept
-            sent[topic] += 1
+            cap.count(stored.alert)
 
     async def _send_rollups(self, now: datetime, report: DeliveryReport) -> None:
         """One "N more stories on <topic>" per topic and channel, once its held stories have gathered for
-        `rollup_delay`, and at most one an hour."""
-        groups: dict[tuple[str, str], list[StoredAlert]] = {}
-        for stored in self.store.held_alerts("slack:"):
-            groups.setdefault((stored.alert.destination, stored.alert.topic), []).append(stored)
-        for (dest, topic), held in groups.items():
-            if min(h.alert.created for h in held) > now - self.rollup_delay:
-                continue
-            if self.store.sent_since(topic, dest, now - timedelta(hours=1), rolled_up=True):
-                continue
-            channel = channel_of(dest)
+        `rollup_delay`, and at most one an hour (the rules live in `bot.delivery.flood`)."""
+        for rollup in due_rollups(self.store, "slack:", now, self.rollup_delay):
+            topic, held = rollup.topic, rollup.held
+            channel = channel_of(rollup.destination)
             await self._pace(channel)
             try:
                 response = await self.client.chat_postMessage(

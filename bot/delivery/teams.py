@@ -12,6 +12,13 @@
   entry waiting for its retry holds back everything behind it.
 - Pacing: at most one post per `pace_seconds` per destination (Teams throttles a webhook past a few
   requests a second).
+- Flood control, as for Slack channels and by the same rules (`bot.delivery.flood`, with
+  `[slack].hourly_cap` and `rollup_delay`, read at each run so a config reload applies): past the cap of
+  alerts per topic per destination in an hour, further alerts are held and, once gathered, go out as one
+  "N more stories on <topic>" card, at most one an hour. A roll-up that fails for the moment (429, 5xx,
+  network) stays held for a later run (after a 429's `Retry-After`); one Teams refuses for good makes its
+  alerts dead letters. A roll-up waits while its destination's queue waits for a retry. Muted topics get
+  nothing: mutes set aside pending and held alerts alike before each run.
 - At least once, not exactly once. Slack lets us read the channel back after a send whose outcome is
   unknown (a timeout after the request went out, a crash before recording); a Workflows webhook offers no
   history to look in. So the entry is marked *uncertain* before the call, and a retry simply posts again:
@@ -41,6 +48,7 @@ from typing import Any
 import httpx
 
 from bot.config import Config
+from bot.delivery.flood import HourlyCap, Rollup, due_rollups, hourly_cap
 from bot.delivery.outcome import SendResult
 from bot.delivery.slack import RetryPolicy
 from bot.feedback_links import FeedbackLinks, LinkSetupError, feedback_links, link_secret
@@ -52,7 +60,14 @@ from bot.outbox_messages import (
     mark_message_uncertain,
     pending_messages,
 )
-from bot.render.teams import alert_card, digest_card, encode_message, followup_card, surge_card
+from bot.render.teams import (
+    alert_card,
+    digest_card,
+    encode_message,
+    followup_card,
+    rollup_card,
+    surge_card,
+)
 from bot.store import Store, StoredAlert, StoredFollowup
 
 log = logging.getLogger(__name__)
@@ -71,6 +86,8 @@ class TeamsReport:
     retrying: int = 0
     dead: int = 0
     waiting: int = 0  # held for configuration (destination or env var missing)
+    held: int = 0  # alerts past the hourly cap, kept for their topic's roll-up
+    rolled_up: int = 0  # held alerts sent in a roll-up card
 
 
 def teams_client(timeout: float = 15.0) -> httpx.AsyncClient:
@@ -189,6 +206,7 @@ class TeamsDelivery:
     monotonic: Callable[[], float] = time.monotonic
     _last_post: dict[str, float] = field(default_factory=dict)
     _warned: set[str] = field(default_factory=set)
+    _rollup_not_before: dict[str, datetime] = field(default_factory=dict)  # a 429's Retry-After, per name
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -196,13 +214,21 @@ class TeamsDelivery:
     async def deliver_due(self, limit: int = 500) -> TeamsReport:
         report = TeamsReport()
         now = self.clock()
-        self.store.set_aside_muted(now)
+        flood = self.config().slack  # the cap and delay are named under [slack]; they apply here too
+        self.store.set_aside_muted(now)  # a muted topic/destination gets nothing, roll-ups included
         queues = _queues(
             self.store.pending_alerts(PREFIX, limit),
             self.store.pending_followups(PREFIX, limit),
             pending_messages(self.store, PREFIX, limit),
         )
-        await asyncio.gather(*(self._deliver_destination(n, q, now, report) for n, q in queues.items()))
+        cap = hourly_cap(self.store, now, flood.hourly_cap)
+        clear = await asyncio.gather(
+            *(self._deliver_destination(n, q, now, cap, report) for n, q in queues.items())
+        )
+        waiting = {name for name, ok in zip(queues, clear, strict=True) if not ok}
+        for rollup in due_rollups(self.store, PREFIX, now, flood.rollup_delay):
+            if _name(rollup.destination) not in waiting:
+                await self._send_rollup(rollup, now, report)
         return report
 
     def webhook_url(self, name: str) -> tuple[str | None, str]:
@@ -218,29 +244,97 @@ class TeamsDelivery:
         return url, ""
 
     async def _deliver_destination(
-        self, name: str, queue: _Queue, now: datetime, report: TeamsReport
-    ) -> None:
+        self, name: str, queue: _Queue, now: datetime, cap: HourlyCap, report: TeamsReport
+    ) -> bool:
+        """Send the destination's queue in order; False when it stopped to wait (for a retry or for its
+        configuration), so that the destination's roll-ups wait too."""
         url, problem = self.webhook_url(name)
         if url is None:
             self._hold_for_config(name, [*queue.entries, *queue.followups], problem, now, report)
-            return
+            return False
         self._warned = {w for w in self._warned if not w.startswith(f"{name}\x00")}
         for entries in (queue.entries, queue.followups):
             for entry in entries:
                 if entry.next_attempt is not None and entry.next_attempt > now:
-                    return  # it waits for its retry, so everything behind it waits: order is kept
+                    return False  # it waits for its retry, so everything behind it waits: order is kept
+                if entry.alert is not None and cap.holds(entry.alert.alert):
+                    self.store.hold_alert(entry.id)
+                    report.held += 1
+                    continue
                 if not await self._deliver_one(name, url, entry, report):
-                    return
+                    return False
+                if entry.alert is not None:
+                    cap.count(entry.alert.alert)
+        return True
+
+    async def _send_rollup(self, rollup: Rollup, now: datetime, report: TeamsReport) -> None:
+        """Post one roll-up card; its alerts are marked sent and rolled up, kept held for a later run when
+        the failure may pass, or made dead letters when Teams refuses the card for good."""
+        name = _name(rollup.destination)
+        not_before = self._rollup_not_before.get(name)
+        if not_before is not None and not_before > now:
+            return
+        url, problem = self.webhook_url(name)
+        if url is None:
+            self._warn_unreachable(name, problem, len(rollup.held))
+            return
+        topic = self.topic_title(rollup.topic)
+        try:
+            body = encode_message(rollup_card(topic, rollup.held))
+        except Exception as exc:  # as for an alert card: a dead letter, not a roll-up retried forever
+            log.exception("teams destination=%s rollup topic=%s cannot be rendered", name, rollup.topic)
+            self._rollup_dead(rollup, f"cannot render the roll-up: {type(exc).__name__}: {exc}", report)
+            return
+        await self._pace(name)
+        result = await self._post(url, body)
+        if result.ok:
+            ref = f"{PREFIX}{name}" + (f":{result.remote_ref}" if result.remote_ref else "")
+            self.store.mark_rolled_up(rollup.alert_ids, self.clock(), ref)
+            report.rolled_up += len(rollup.held)
+            log.info(
+                "teams destination=%s rollup topic=%s stories=%d sent bytes=%d",
+                name,
+                rollup.topic,
+                len(rollup.held),
+                len(body),
+            )
+            return
+        if result.permanent:
+            self._rollup_dead(rollup, f"Teams refused the roll-up: {result.error}", report)
+            return
+        if result.retry_after is not None:
+            self._rollup_not_before[name] = self.clock() + timedelta(seconds=result.retry_after)
+        # A timeout after the request went out may have posted it: like an alert, it goes again (at least
+        # once), and the held alerts stay held until a post is confirmed.
+        log.warning(
+            "teams destination=%s rollup topic=%s failed, kept for the next run: %s",
+            name,
+            rollup.topic,
+            result.error,
+        )
+
+    def _rollup_dead(self, rollup: Rollup, error: str, report: TeamsReport) -> None:
+        for alert_id in rollup.alert_ids:
+            self.store.mark_failed(alert_id, error, None)
+        report.dead += len(rollup.held)
+        log.error(
+            "teams destination=%s rollup topic=%s dead stories=%d error=%s",
+            _name(rollup.destination),
+            rollup.topic,
+            len(rollup.held),
+            error,
+        )
+
+    def _warn_unreachable(self, name: str, problem: str, waiting: int) -> None:
+        key = f"{name}\x00{problem}"
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning("teams destination=%s cannot be delivered to: %s; %d waiting", name, problem, waiting)
 
     def _hold_for_config(
         self, name: str, entries: list[_Entry], problem: str, now: datetime, report: TeamsReport
     ) -> None:
-        key = f"{name}\x00{problem}"
-        if key not in self._warned:
-            self._warned.add(key)
-            log.warning(
-                "teams destination=%s cannot be delivered to: %s; %d waiting", name, problem, len(entries)
-            )
+        self._warn_unreachable(name, problem, len(entries))
         retry = now + CONFIG_RECHECK
         for entry in entries:
             if entry.next_attempt is not None and entry.next_attempt > now:

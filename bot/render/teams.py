@@ -386,6 +386,34 @@ def followup_card(
     return _first_fitting(build, _REPORT_LEVELS)
 
 
+# -- flood roll-ups -------------------------------------------------------------------------------------
+
+
+def rollup_card(topic_title: str, stories: Sequence[StoredAlert]) -> dict[str, Any]:
+    """ "N more stories on <topic>": the stories flood control held back past the hourly cap (see
+    `bot.delivery.flood`), each title linked with its source and time, as the follow-up card lists reports;
+    "+N more stories" for those the card has no room for (at most 20 are listed, fewer if they are long).
+
+    The Teams counterpart of `bot.render.slack.flood_rollup_message`."""
+    n = len(stories)
+    topic = card_text(topic_title, TOPIC_SHOWN_MAX)
+    head = f"{_count(n, 'more story', 'more stories')} on {topic}"
+
+    def build(budget: _Budget) -> dict[str, Any]:
+        body = [
+            _text(head, weight="Bolder", size="Medium"),
+            _text("Past this topic's hourly limit here, so sent together.", isSubtle=True, spacing="None"),
+        ]
+        for story in stories[: budget.outlets]:
+            body += _report_blocks(story, budget)
+        hidden = n - min(n, budget.outlets)
+        if hidden:
+            body.append(_text(f"+{_count(hidden, 'more story', 'more stories')}", isSubtle=True))
+        return _card(body, [], fallback=head)
+
+    return _first_fitting(build, _REPORT_LEVELS)
+
+
 # -- digests and surges ---------------------------------------------------------------------------------
 
 
