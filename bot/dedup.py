@@ -32,14 +32,22 @@ def new_items(
     """The items of `batch` not seen before (by any key, in the store or earlier in the batch), with keys.
 
     `batch_keys`, when given, are `item_keys` of each item of `batch`, already computed by the caller."""
+    positions, keys_of = new_positions(batch, known, batch_keys)
+    return [batch[n] for n in positions], keys_of
+
+
+def new_positions(
+    batch: Sequence[Item], known: Mapping[str, str], batch_keys: Sequence[list[str]] | None = None
+) -> tuple[list[int], dict[str, list[str]]]:
+    """`new_items` as positions in `batch`: for callers holding other per-item data in batch order."""
     seen = set(known)
-    fresh: list[Item] = []
+    fresh: list[int] = []
     keys_of: dict[str, list[str]] = {}
     for n, item in enumerate(batch):
         keys = batch_keys[n] if batch_keys is not None else item_keys(item)
-        if any(k in seen for k in keys) or item.id in keys_of:
+        if item.id in keys_of or not seen.isdisjoint(keys):
             continue
         seen.update(keys)
-        fresh.append(item)
+        fresh.append(n)
         keys_of[item.id] = keys
     return fresh, keys_of

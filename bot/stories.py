@@ -28,8 +28,10 @@ stays linear in the batch rather than all-pairs.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -64,6 +66,8 @@ QUERY_KEYS = 8  # of those, the strongest few looked up to find an item's candid
 POSTINGS_PER_KEY = 8  # only the most recent items per key are candidates: bounds work on common terms
 CANDIDATES_PER_ITEM = 8  # exact cosine only for the candidates sharing the most keys
 _PAIR_CHUNK = 200_000  # candidate pairs scored at once (memory bound for the row gathers)
+_MATCH_ROWS = 5_000  # new rows matched per task: the threads' share, and the part a caller may store
+_MATCH_THREADS = min(2, os.cpu_count() or 1)
 
 # Words every news report uses whatever it is about: they make unrelated reports look alike.
 _NEWS_STOP_WORDS = frozenset(
@@ -140,6 +144,7 @@ _CHUNK_BYTES = 1 << 20  # bytes tokenised at once: bounds the power tables (2 ×
 # they are how often it occurs, and how often in the headline, as a name, as a number.
 _TITLE, _NAME, _NUMBER = 1 << 10, 1 << 20, 1 << 30
 _FIELD = (1 << 10) - 1
+_TF_FACTOR = np.concatenate(([0.0], 1.0 + np.log(np.arange(1, _FIELD + 1, dtype=np.float64))))  # by count
 
 _LETTER, _DIGIT = 1, 2
 _CLASS = np.zeros(256, dtype=np.int8)
@@ -292,6 +297,42 @@ def _count_matrix(fields: list[bytes]) -> sp.csr_matrix:
     return counts
 
 
+@dataclass(frozen=True, slots=True)
+class StoryTerms:
+    """The hashed terms of some reports, with their counts and flags: the half of story matching that does
+    not depend on the index (no idf, no neighbours), so a worker process can compute it beside the parse.
+
+    One row per report, in the reports' order; `lead_chars` is the weighting it was made for."""
+
+    counts: sp.csr_matrix
+    lead_chars: int
+
+    def __len__(self) -> int:
+        return int(self.counts.shape[0])
+
+    def rows(self, positions: Sequence[int]) -> StoryTerms:
+        """These rows, in this order. `positions` are increasing (callers pick a subsequence)."""
+        if len(positions) == len(self):  # increasing and as many as there are rows: all of them
+            return self
+        return StoryTerms(self.counts[np.asarray(positions, dtype=np.int64)], self.lead_chars)
+
+    @classmethod
+    def concat(cls, parts: Sequence[StoryTerms]) -> StoryTerms:
+        """The parts' rows, in order (all made with the same lead_chars)."""
+        if not parts:
+            return story_terms([])
+        counts = sp.vstack([p.counts for p in parts], format="csr") if len(parts) > 1 else parts[0].counts
+        return cls(counts, parts[0].lead_chars)
+
+
+def story_terms(items: Sequence[Item], lead_chars: int = DEFAULT_WEIGHTING.lead_chars) -> StoryTerms:
+    """What `StoryIndex.assign` would compute for these reports before matching them."""
+    return StoryTerms(
+        _count_matrix(_report_fields([i.title for i in items], [i.text for i in items], lead_chars)),
+        lead_chars,
+    )
+
+
 def terms(title: str, text: str, lead_chars: int = DEFAULT_WEIGHTING.lead_chars) -> list[int]:
     """The features of one report: the hashed words of its title and lead, stop words out."""
     counts = _count_matrix(_report_fields([title], [text], lead_chars))
@@ -377,8 +418,19 @@ class StoryIndex:
         """Warm the index with an item already in the store (its story decided in an earlier run)."""
         self._pending.append((item_id, story_id, title, text, published))
 
-    def assign(self, items: Sequence[Item]) -> list[str]:
-        """For each item, in order, the id of its story (the first item's id when it starts one)."""
+    def assign(
+        self,
+        items: Sequence[Item],
+        terms: StoryTerms | None = None,
+        on_part: Callable[[int, list[str]], None] | None = None,
+    ) -> list[str]:
+        """For each item, in order, the id of its story (the first item's id when it starts one).
+
+        `terms`, when given, are `story_terms(items)` computed elsewhere (a parse worker); the result is
+        the same as without them. `on_part(first, stories)`, when given, hears the stories of
+        items[first:first + len(stories)] as they are decided, in order, before `assign` returns, so that
+        a caller can store them meanwhile; it is called from this thread and must not block for long. A
+        batch of items all new to the index is decided in parts; otherwise all at once, at the end."""
         self._flush_known()
         if not items:
             return []
@@ -396,18 +448,27 @@ class StoryIndex:
                 fresh.append(pos)
         if fresh:
             batch = [items[p] for p in fresh]
+            if (
+                terms is not None
+                and terms.lead_chars == self.weighting.lead_chars
+                and len(terms) == len(items)
+            ):
+                counts = terms.rows(fresh).counts
+            else:
+                counts = _count_matrix(self._fields([i.title for i in batch], [i.text for i in batch]))
+            streaming = on_part if len(fresh) == len(items) else None  # positions are rows: 0, 1, 2, ...
             stories = self._insert(
-                [i.id for i in batch],
-                self._fields([i.title for i in batch], [i.text for i in batch]),
-                _utc_seconds([i.published for i in batch]),
-                None,
+                [i.id for i in batch], counts, _utc_seconds([i.published for i in batch]), None, streaming
             )
             for pos, story in zip(fresh, stories, strict=True):
                 result[pos] = story
         for pos, item in enumerate(items):
             if result[pos] is None:
                 result[pos] = result[first_pos[item.id]]
-        return [s for s in result if s is not None]
+        decided = [s for s in result if s is not None]
+        if on_part is not None and (not fresh or len(fresh) != len(items)):
+            on_part(0, decided)
+        return decided
 
     def prune(self, now: datetime) -> None:
         """Forget items published before `now - window`: they can no longer join anything."""
@@ -449,21 +510,34 @@ class StoryIndex:
         if unique:
             self._insert(
                 [e[0] for e in unique],
-                self._fields([e[2] for e in unique], [e[3] for e in unique]),
+                _count_matrix(self._fields([e[2] for e in unique], [e[3] for e in unique])),
                 _utc_seconds([e[4] for e in unique]),
                 [e[1] for e in unique],
             )
 
-    def _vectorise(self, fields: list[bytes]) -> sp.csr_matrix:
-        counts = _count_matrix(fields)
+    def _vectorise(self, counts: sp.csr_matrix) -> sp.csr_matrix:
         self._df += np.bincount(counts.indices, minlength=N_FEATURES).astype(np.int32)
         n_docs = len(self._ids) + counts.shape[0]
-        idf = np.log((1.0 + n_docs) / (1.0 + self._df[counts.indices])) + 1.0
+        # The same numbers as log() per term occurrence, cheaper: a big batch takes idf from a table over
+        # every feature (a 100,000-item batch has 5 million occurrences of far fewer features), and the
+        # tf factor from a table of 1 + log(count) (counts are below 1,024).
+        if counts.nnz > N_FEATURES // 4:
+            idf = (np.log((1.0 + n_docs) / (1.0 + self._df)) + 1.0)[counts.indices]
+        else:
+            idf = np.log((1.0 + n_docs) / (1.0 + self._df[counts.indices])) + 1.0
         code = counts.data
         w = self.weighting
-        data = (1.0 + np.log(code & _FIELD)) * idf
-        data *= 1.0 + w.title * ((code >> 10) & _FIELD > 0)
-        data *= 1.0 + w.name * ((code >> 20) & _FIELD > 0) + w.number * (code >= _NUMBER)
+        # Few temporaries, in place where the result is the same: a cold cycle's 5 million occurrences make
+        # every temporary array ~40 MB of fresh memory to fault in.
+        data = np.take(_TF_FACTOR, code & _FIELD)
+        data *= idf
+        if w.title:
+            data *= 1.0 + w.title * ((code >> 10) & _FIELD > 0)
+        # 1 + name + number emphasis takes four values: a table of them, indexed by the two flags.
+        emphasis = np.array([1.0 + w.name * n + w.number * d for d in (0.0, 1.0) for n in (0.0, 1.0)])
+        flags = (code >= _NUMBER).view(np.uint8) << 1
+        flags |= ((code >> 20) & _FIELD > 0).view(np.uint8)
+        data *= np.take(emphasis, flags)
         lengths = np.diff(counts.indptr)
         norms = np.sqrt(np.bincount(np.repeat(np.arange(lengths.size), lengths), data * data, lengths.size))
         data /= np.repeat(np.where(norms > 0, norms, 1.0), lengths)
@@ -476,7 +550,11 @@ class StoryIndex:
         lengths = np.diff(x.indptr)
         row = np.repeat(np.arange(x.shape[0], dtype=np.int64), lengths)
         # One integer sort: row in the high bits, descending weight (weights are in [0, 1]) in the low ones.
-        sort_key = (row << 31) | ((1.0 - x.data.astype(np.float64)) * ((1 << 30) - 1)).astype(np.int64)
+        weight = x.data.astype(np.float64)
+        np.subtract(1.0, weight, out=weight)
+        weight *= (1 << 30) - 1
+        sort_key = weight.astype(np.int64)
+        sort_key |= row << 31
         order = np.argsort(sort_key)
         rank = np.arange(x.nnz) - np.repeat(x.indptr[:-1], lengths)
         top = order[rank < KEYS_PER_ITEM]  # order is grouped by row, so rank is the rank in the row
@@ -485,12 +563,13 @@ class StoryIndex:
     def _insert(
         self,
         ids: list[str],
-        fields: list[bytes],
+        counts: sp.csr_matrix,
         published: np.ndarray,
         known_stories: list[str] | None,
+        on_rows: Callable[[int, list[str]], None] | None = None,
     ) -> list[str]:
         base = len(self._ids)
-        x = self._vectorise(fields)
+        x = self._vectorise(counts)
         row, key, rank = self._top_keys(x)
         row += base
         self._rows.append(x)
@@ -505,27 +584,81 @@ class StoryIndex:
             return known_stories
 
         query = rank < QUERY_KEYS
-        best = self._best_matches(base, row[query], key[query], new_postings, published)
-        self._postings = _merge_sorted(self._postings, new_postings)
         stories: list[str] = []
-        for offset, item_id in enumerate(ids):
-            match = int(best[offset])
-            if match < 0:
-                story = item_id
-            elif match >= base:
-                story = stories[match - base]
-            else:
-                story = self._stories[match]
-            stories.append(story)
+        failed: list[BaseException] = []
+
+        def decide(best: np.ndarray, upto: int) -> None:
+            """The stories of rows len(stories)..upto, whose best matches are known (all earlier rows)."""
+            first = len(stories)
+            for offset in range(first, upto):
+                match = int(best[offset])
+                if match < 0:
+                    story = ids[offset]
+                elif match >= base:
+                    story = stories[match - base]
+                else:
+                    story = self._stories[match]
+                stories.append(story)
+            if on_rows is not None and not failed:
+                try:
+                    on_rows(first, stories[first:upto])
+                except BaseException as exc:  # finish updating the index first: it must stay consistent
+                    failed.append(exc)
+
+        self._best_matches(base, row[query], key[query], new_postings, published, decide)
+        self._postings = _merge_sorted(self._postings, new_postings)
         self._stories.extend(stories)
+        if failed:
+            raise failed[0]
         return stories
 
     def _best_matches(
-        self, base: int, q_row: np.ndarray, q_key: np.ndarray, new_postings: np.ndarray, published: np.ndarray
-    ) -> np.ndarray:
-        """For each new row (base + offset), the earlier row it is most similar to, or -1."""
+        self,
+        base: int,
+        q_row: np.ndarray,
+        q_key: np.ndarray,
+        new_postings: np.ndarray,
+        published: np.ndarray,
+        done: Callable[[np.ndarray, int], None],
+    ) -> None:
+        """For each new row (base + offset), the earlier row it is most similar to, or -1, in `best`;
+        `done(best, upto)` hears, in order, when rows up to offset `upto` are matched.
+
+        Each row's answer depends only on the rows before it, all indexed already, so a large batch is
+        split into row ranges matched in threads (numpy and scipy's sparse kernels release the GIL): a
+        cold poll's 100,000 items otherwise leave the second core idle for seconds."""
         n_new = published.size
         best = np.full(n_new, -1, dtype=np.int64)
+        matrix = self._rows.matrix()
+        ends = [*range(_MATCH_ROWS, n_new, _MATCH_ROWS), n_new]
+        bounds = np.searchsorted(q_row, base + np.array([0, *ends]))  # each range's slice of the queries
+
+        def match(part: int) -> int:
+            lo, hi = int(bounds[part]), int(bounds[part + 1])
+            if hi > lo:
+                self._match_rows(base, q_row[lo:hi], q_key[lo:hi], new_postings, published, matrix, best)
+            return ends[part]
+
+        if len(ends) > 1 and _MATCH_THREADS > 1:
+            with ThreadPoolExecutor(max_workers=_MATCH_THREADS) as pool:
+                for upto in pool.map(match, range(len(ends))):  # in order, as each range is done
+                    done(best, upto)
+        else:
+            for part in range(len(ends)):
+                done(best, match(part))
+
+    def _match_rows(
+        self,
+        base: int,
+        q_row: np.ndarray,
+        q_key: np.ndarray,
+        new_postings: np.ndarray,
+        published: np.ndarray,
+        matrix: sp.csr_matrix,
+        best: np.ndarray,
+    ) -> None:
+        """`_best_matches` for the new rows queried in q_row/q_key: writes their entries of `best`."""
+        n_new = published.size
         # Candidates: for each query key, the POSTINGS_PER_KEY most recent earlier rows posting that key,
         # from the window (all earlier) and from the batch itself (rows before the querying one).
         code = (q_key << _ROW_BITS) | q_row
@@ -545,13 +678,13 @@ class StoryIndex:
                 src_parts.append(q_row[ok] - base)
                 dst_parts.append(hit[ok] & ((1 << _ROW_BITS) - 1))
         if not src_parts:
-            return best
+            return
         pair_src, pair_dst = np.concatenate(src_parts), np.concatenate(dst_parts)
         # Same time window only.
         close = np.abs(self._published[pair_dst] - published[pair_src]) <= self._window_s
         pair_src, pair_dst = pair_src[close], pair_dst[close]
         if pair_src.size == 0:
-            return best
+            return
         # Count shared keys per pair; keep the candidates sharing most keys.
         total = base + n_new
         pair, shared = np.unique(pair_src * total + pair_dst, return_counts=True)
@@ -563,7 +696,6 @@ class StoryIndex:
         keep = place < CANDIDATES_PER_ITEM
         pair_src, pair_dst = pair_src[keep], pair_dst[keep]
         # Exact cosine for the remaining pairs, in chunks.
-        matrix = self._rows.matrix()
         sims = np.empty(pair_src.size, dtype=np.float32)
         for lo in range(0, pair_src.size, _PAIR_CHUNK):
             hi = min(lo + _PAIR_CHUNK, pair_src.size)
@@ -573,14 +705,13 @@ class StoryIndex:
         ok = sims >= self.threshold - 1e-6
         pair_src, pair_dst, sims = pair_src[ok], pair_dst[ok], sims[ok]
         if pair_src.size == 0:
-            return best
+            return
         # Best per item: highest similarity, ties to the earliest row.
         order = np.lexsort((pair_dst, -sims, pair_src))
         pair_src, pair_dst = pair_src[order], pair_dst[order]
         first = np.ones(pair_src.size, dtype=bool)
         first[1:] = pair_src[1:] != pair_src[:-1]
         best[pair_src[first]] = pair_dst[first]
-        return best
 
 
 def _merge_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -609,7 +740,9 @@ __all__ = [
     "DEFAULT_WEIGHTING",
     "STOP_WORDS",
     "StoryIndex",
+    "StoryTerms",
     "Weighting",
     "pairwise_scores",
+    "story_terms",
     "terms",
 ]

@@ -1,0 +1,208 @@
+"""Feed workers (bot/prepare.py): what they prepare per feed, and what the poller stores from it, must be
+exactly what the poller computes itself from the same feeds; a worker that dies costs only its feeds."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import sys
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import pytest
+from support import FIXTURES, ROOT
+
+import bot.stories
+from bot.config import Config, load_config
+from bot.feed_server import FeedServer
+from bot.items import Item
+from bot.pipeline import fetch_limits, ingest, poll_sources
+from bot.prepare import FeedWorkers, PreparedBatch, prepare_feeds
+from bot.runtime import build_runtime
+from bot.sources.fetch import Fetcher, FetchResult
+from bot.sources.poll import parse_and_normalise
+from bot.stories import StoryIndex, story_terms
+
+sys.path.insert(0, str(ROOT / "bench"))
+import feedserver  # the benchmark's synthetic feeds: many items, many near-duplicates
+
+LEARNING = FIXTURES / "learning"
+NOW = datetime(2024, 3, 10, tzinfo=UTC)
+TABLES = {
+    "items": "SELECT id, url, guid, source, title, text, summary, published, fetched, story_id FROM items",
+    "item_keys": "SELECT key, item_id FROM item_keys",
+    "stories": "SELECT id, first_seen, last_seen, n_items, sources FROM stories",
+    "scores": "SELECT item_id, topic, score, flagged, why, model_version FROM scores",
+    "alerts": "SELECT id, topic, destination, story_id, item_id, created, status FROM alerts",
+    "followups": "SELECT id, alert_id, item_ids, created FROM followups",
+}
+
+
+def write_config(folder: Path, db: Path, sources: dict[str, str] | None = None) -> Path:
+    path = folder / "config.toml"
+    blocks = "".join(f'[[sources]]\nname = "{n}"\nurl = "{u}"\n\n' for n, u in (sources or {}).items())
+    path.write_text(
+        blocks
+        + f"""
+[storage]
+url = "sqlite:///{db}"
+
+[classifier]
+background = ["{LEARNING / "background.jsonl"}"]
+model_dir = "{folder.parent / "models"}"
+
+[[topics]]
+id = "cables"
+description = "Damage to undersea telecom and power cables and pipelines by ships, anchors or sabotage"
+threshold = 0.3
+rules = {{ any = ["cable|cables|pipeline"] }}
+examples = {{ files = ["{LEARNING / "cables-examples.jsonl"}"] }}
+destinations = ["console", "slack:#cables"]
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def news_feed(reports: list[dict[str, str]]) -> bytes:
+    """An RSS 2.0 document of fixture news reports (the cables topic flags several of them)."""
+
+    def date(r: dict[str, str]) -> str:  # undated reports get the fetch time
+        when = r.get("published")
+        return (
+            f"<pubDate>{format_datetime(datetime.fromisoformat(when).replace(tzinfo=UTC))}</pubDate>"
+            if when
+            else ""
+        )
+
+    entries = "".join(
+        f"<item><title>{escape(r['title'])}</title><link>{escape(r['url'])}</link>{date(r)}"
+        f"<description>{escape('<p>' + r['text'] + '</p>')}</description></item>"
+        for r in reports
+    )
+    return f'<?xml version="1.0"?><rss version="2.0"><channel><title>News</title>{entries}</channel></rss>'.encode()
+
+
+def fetched_feeds() -> list[tuple[FetchResult, str]]:
+    """Three feeds of fixture news (flagged items, syndicated copies across outlets) and four synthetic
+    50-item feeds (near-duplicates that join stories): a cycle's worth, without the network."""
+    reports = [json.loads(line) for line in (LEARNING / "cables-news.jsonl").read_text().splitlines()]
+    bodies = [news_feed(reports[n::3]) for n in range(3)]
+    bodies += [feedserver.build_feed(n, datetime(2024, 3, 9, tzinfo=UTC)) for n in range(4)]
+    bodies.append(news_feed(reports[:4]))  # a feed repeating reports of the first: exact duplicates
+    return [
+        (
+            FetchResult(
+                f"http://feeds.example/{n}", f"http://feeds.example/{n}", 200, body, None, None, None, 0.1
+            ),
+            f"src{n}",
+        )
+        for n, body in enumerate(bodies)
+    ]
+
+
+def stored_rows(db: Path) -> dict[str, list[tuple[object, ...]]]:
+    with sqlite3.connect(db) as conn:
+        return {name: sorted(conn.execute(sql).fetchall(), key=repr) for name, sql in TABLES.items()}
+
+
+@pytest.fixture
+def small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stories decided (and stored) in parts of 7 items, as a 100,000-item cycle is in parts of 5,000."""
+    monkeypatch.setattr(bot.stories, "_MATCH_ROWS", 7)
+
+
+def runtime(folder: Path, sources: dict[str, str] | None = None) -> tuple[Config, Path]:
+    folder.mkdir()
+    db = folder / "watchfloor.sqlite"
+    return load_config(write_config(folder, db, sources)), db
+
+
+@pytest.mark.usefixtures("small_parts")
+def test_prepared_feeds_store_exactly_what_the_poller_computes_itself(tmp_path: Path) -> None:
+    fetched = fetched_feeds()
+    config_a, db_a = runtime(tmp_path / "poller")
+    rt = build_runtime(config_a, NOW)
+    batch = [item for result, source in fetched for item in parse_and_normalise(result, source, NOW)[0]]
+    itself = ingest(rt, batch, NOW)
+    rt.store.close()
+
+    config_b, db_b = runtime(tmp_path / "workers")
+    rt = build_runtime(config_b, NOW)
+    # As the workers do: a few feeds per job.
+    prepared = prepare_feeds(fetched[:3], NOW, rt.scorer) + prepare_feeds(fetched[3:], NOW, rt.scorer)
+    joined = PreparedBatch.join(rt.scorer, prepared)
+    assert joined is not None
+    from_workers = ingest(rt, [item for p in prepared for item in p.items], NOW, joined)
+    rt.store.close()
+
+    assert itself.new == from_workers.new > 200
+    assert itself.flagged == from_workers.flagged > 0
+    assert [a.id for a in itself.alerts] == [a.id for a in from_workers.alerts]
+    assert [s.summary for s in itself.scored] == [s.summary for s in from_workers.scored]
+    assert [s.scores for s in itself.scored] == [s.scores for s in from_workers.scored]
+    a, b = stored_rows(db_a), stored_rows(db_b)
+    assert a == b
+    assert len({row[-1] for row in a["items"]}) < len(a["items"])  # some reports joined a story
+    assert a["followups"]  # later reports of alerted stories went into threads
+
+
+def test_prepared_scores_are_dropped_when_the_scorer_changed(tmp_path: Path) -> None:
+    """A cycle prepared by workers holding the old models is scored again by the running ones."""
+    fetched = fetched_feeds()[:3]
+    config, _ = runtime(tmp_path / "swap")
+    rt = build_runtime(config, NOW)
+    prepared = prepare_feeds(fetched, NOW, rt.scorer)
+    joined = PreparedBatch.join(rt.scorer, prepared)
+    assert joined is not None
+    joined.scores.probs[:] = 0.0  # what an old model might have said: nothing is flagged
+    rt.scorer = build_runtime(config, NOW, store=rt.store).scorer  # a reload swapped the scorer
+    report = ingest(rt, [item for p in prepared for item in p.items], NOW, joined)
+    rt.store.close()
+    assert report.flagged > 0
+
+
+@pytest.mark.usefixtures("small_parts")
+def test_story_terms_and_parts_give_the_stories_of_one_whole_batch() -> None:
+    items: list[Item] = []
+    for result, source in fetched_feeds():
+        items.extend(parse_and_normalise(result, source, NOW)[0])
+    items = list({i.id: i for i in items}.values())  # all new to the index: decided in parts
+    whole = StoryIndex().assign(items)
+    parts: list[tuple[int, list[str]]] = []
+    streamed = StoryIndex().assign(items, story_terms(items), lambda first, ids: parts.append((first, ids)))
+    assert streamed == whole
+    assert len(parts) > 1 and [first for first, _ in parts] == sorted({first for first, _ in parts})
+    assert [s for _, ids in parts for s in ids] == whole
+    assert len(set(whole)) < len(whole)
+
+
+def test_a_dead_feed_worker_costs_its_feeds_and_the_next_poll_has_new_workers(tmp_path: Path) -> None:
+    feeds = tmp_path / "feeds"
+    feeds.mkdir()
+    (feeds / "wire.xml").write_bytes((FIXTURES / "poll" / "wire.xml").read_bytes())
+    workers = FeedWorkers(1)
+    with FeedServer(feeds) as server:
+        config, _ = runtime(tmp_path / "service", {"wire": server.url("wire.xml")})
+        rt = build_runtime(config, NOW)
+
+        async def cycle() -> tuple[str | None, int]:
+            async with Fetcher(fetch_limits(rt.config)) as fetcher:
+                report = await poll_sources(rt, fetcher, ["wire"], NOW, parse_pool=workers)
+            return report.failed.get("wire"), report.ingest.new
+
+        try:
+            pool = workers.executor_for(rt.scorer)
+            with pytest.raises(Exception):  # noqa: B017 - the worker's death surfaces as BrokenProcessPool
+                pool.submit(os._exit, 1).result()
+            error, new = asyncio.run(cycle())
+            assert error is not None and "feed worker failed" in error and new == 0
+            error, new = asyncio.run(cycle())
+            assert error is None and new > 0
+        finally:
+            workers.shutdown()
+            rt.store.close()
