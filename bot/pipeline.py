@@ -342,7 +342,7 @@ async def _poll_chosen(
     return report
 
 
-INGEST_PART_SOURCES = 250
+INGEST_PART_SOURCES = 500
 
 
 def ingest_parts(n_sources: int) -> list[tuple[int, int]]:
