@@ -9,9 +9,9 @@ health. Neither decides anything itself: the decisions are the pure functions th
 
 Where the work runs: with feed workers (`[fetch].parse_processes` > 0), each fetched feed is parsed, keyed,
 scored and summarised in a worker process as soon as it arrives (bot/prepare.py), overlapping the other
-fetches; the poller then dedups, assigns stories, decides and stores the whole cycle's batch at once. The
-batch stays whole on purpose: story matching weighs terms by the batch's idf, so splitting a cycle would
-change its stories.
+fetches. The poller then dedups, assigns stories, decides and stores. A cycle of up to INGEST_PART_SOURCES
+sources is one batch; a bigger one is ingested in parts of that many sources, in config order, each as soon
+as all of its sources are in, while the later ones are still being fetched (see `ingest_parts`).
 """
 
 from __future__ import annotations
@@ -284,7 +284,7 @@ async def poll_sources(
     if missing:
         rt.store.ensure_sources(missing)
         rt.ensured.update(missing)
-    # A big cycle gathers its whole batch in memory before ingesting it: no collector passes over the
+    # A big cycle holds a part of its batch in memory before ingesting it: no collector passes over the
     # growing heap meanwhile (0.6 s of the poller's CPU in bench/poll.py's cold cycle). Small polls, the
     # scheduler's one source at a time, allocate too little to matter and never pause it.
     with gc_paused() if len(chosen) >= GC_PAUSE_SOURCES else nullcontext():

@@ -600,6 +600,13 @@ class Store:
             checkpointer.shutdown(wait=True)
         self.engine.dispose()
 
+    def settle(self) -> None:
+        """Wait for the background checkpoint in flight, if any (tests; a clean stop)."""
+        with self._checkpoint_lock:
+            running = self._checkpoint
+        if running is not None:
+            running.result()
+
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         with self.engine.begin() as conn:

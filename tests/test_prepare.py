@@ -6,9 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pickle
 import sqlite3
 import sys
-from datetime import UTC, datetime
+import threading
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from email.utils import format_datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -16,12 +21,13 @@ from xml.sax.saxutils import escape
 import pytest
 from support import FIXTURES, ROOT
 
+import bot.pipeline
 import bot.stories
 from bot.config import Config, load_config
 from bot.feed_server import FeedServer
 from bot.items import Item
-from bot.pipeline import fetch_limits, ingest, poll_sources
-from bot.prepare import FeedWorkers, PreparedBatch, prepare_feeds
+from bot.pipeline import IngestReport, PollReport, Runtime, fetch_limits, ingest, poll_sources
+from bot.prepare import FeedWorkers, PreparedBatch, PreparedFeed, prepare_feeds
 from bot.runtime import build_runtime
 from bot.sources.fetch import Fetcher, FetchResult
 from bot.sources.poll import parse_and_normalise
@@ -206,3 +212,169 @@ def test_a_dead_feed_worker_costs_its_feeds_and_the_next_poll_has_new_workers(tm
         finally:
             workers.shutdown()
             rt.store.close()
+
+
+class SlowFeeds:
+    """Serves fixed bodies on 127.0.0.1; the ones named in `slow` answer after `delay` seconds, so that a
+    cycle's sources arrive out of config order."""
+
+    def __init__(self, bodies: dict[str, bytes], slow: set[str], delay: float = 0.4) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                name = self.path.strip("/")
+                if name in slow:
+                    time.sleep(delay)
+                body = bodies[name]
+                self.send_response(200)
+                self.send_header("Content-Type", "application/rss+xml")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/{name}"
+
+    def __enter__(self) -> SlowFeeds:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+def poll_all(rt: Runtime, names: list[str]) -> PollReport:
+    async def cycle() -> PollReport:
+        async with Fetcher(fetch_limits(rt.config)) as fetcher:
+            return await poll_sources(rt, fetcher, names, NOW)
+
+    return asyncio.run(cycle())
+
+
+def test_a_big_cycle_is_ingested_in_parts_by_config_order_not_by_arrival(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parts of 3 sources (as 2,000 sources are in parts of 500): the first source answers last, yet the
+    store ends up exactly as if the three parts had been ingested one after another in config order."""
+    monkeypatch.setattr(bot.pipeline, "INGEST_PART_SOURCES", 3)
+    fetched = fetched_feeds()
+    names = [source for _, source in fetched]
+    assert bot.pipeline.ingest_parts(len(names)) == [(0, 3), (3, 6), (6, 8)]
+    with SlowFeeds({s: r.body or b"" for r, s in fetched}, slow={names[0]}) as server:
+        config, db = runtime(tmp_path / "parts", {s: server.url(s) for s in names})
+        rt = build_runtime(config, NOW)
+        started = []
+        real_ingest = bot.pipeline.ingest
+
+        def recording(rt: Runtime, batch: list[Item], now: datetime, prepared: object = None) -> IngestReport:
+            started.append(sorted({i.source for i in batch}))
+            return real_ingest(rt, batch, now, None)
+
+        monkeypatch.setattr(bot.pipeline, "ingest", recording)
+        report = poll_all(rt, names)
+        health = rt.store.source_health()
+        rt.store.close()
+    assert started == [sorted(names[0:3]), sorted(names[3:6]), sorted(names[6:8])]
+    assert report.polled == 8 and not report.failed
+    assert all(health[s].last_success == NOW and health[s].consecutive_failures == 0 for s in names)
+
+    config_ref, db_ref = runtime(tmp_path / "reference")
+    rt = build_runtime(config_ref, NOW)
+    reference: list[IngestReport] = []
+    for lo, hi in [(0, 3), (3, 6), (6, 8)]:
+        part = [i for result, source in fetched[lo:hi] for i in parse_and_normalise(result, source, NOW)[0]]
+        reference.append(real_ingest(rt, part, NOW))
+    rt.store.close()
+    assert report.ingest.new == sum(r.new for r in reference) > 200
+    assert report.ingest.received == sum(r.received for r in reference)
+    assert [a.id for a in report.ingest.alerts] == [a.id for r in reference for a in r.alerts]
+    assert [f.id for f in report.ingest.followups] == [f.id for r in reference for f in r.followups]
+    assert report.ingest.followups  # later parts' reports of stories alerted by earlier parts: thread replies
+    ours, theirs = stored_rows(db), stored_rows(db_ref)
+    assert ours == theirs
+    assert len({row[-1] for row in ours["items"]}) < len(ours["items"])  # stories span reports
+
+
+def test_a_part_that_fails_to_ingest_loses_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second part's ingest fails: the cycle raises and saves no source health (so the next poll fetches
+    everything again, without validators); the first part's items stay stored once, and the next cycle
+    stores the rest."""
+    monkeypatch.setattr(bot.pipeline, "INGEST_PART_SOURCES", 3)
+    fetched = fetched_feeds()
+    names = [source for _, source in fetched]
+    with SlowFeeds({s: r.body or b"" for r, s in fetched}, slow=set()) as server:
+        config, db = runtime(tmp_path / "parts", {s: server.url(s) for s in names})
+        rt = build_runtime(config, NOW)
+        real_ingest = bot.pipeline.ingest
+        calls = []
+
+        def failing_second(
+            rt: Runtime, batch: list[Item], now: datetime, prepared: object = None
+        ) -> IngestReport:
+            calls.append(len(batch))
+            if len(calls) == 2:
+                raise sqlite3.OperationalError("disk I/O error")
+            return real_ingest(rt, batch, now, None)
+
+        monkeypatch.setattr(bot.pipeline, "ingest", failing_second)
+        with pytest.raises(sqlite3.OperationalError):
+            poll_all(rt, names)
+        assert len(calls) == 2  # the third part is not ingested after a failure
+        assert all(h.last_success is None and h.etag is None for h in rt.store.source_health().values())
+        first_part = rt.store.tally().items
+        assert first_part > 0
+        monkeypatch.setattr(bot.pipeline, "ingest", real_ingest)
+        again = poll_all(rt, names)
+        total = rt.store.tally().items
+        rt.store.close()
+    assert not again.failed and again.ingest.new == total - first_part > 0
+
+    config_ref, _ = runtime(tmp_path / "reference")
+    rt = build_runtime(config_ref, NOW)
+    whole = real_ingest(
+        rt, [i for result, source in fetched for i in parse_and_normalise(result, source, NOW)[0]], NOW
+    )
+    rt.store.close()
+    assert total == whole.new  # every item stored once
+
+
+def test_prepared_feeds_cross_processes_intact() -> None:
+    """Items travel as columns with POSIX times; other time zones and missing fetch times survive too."""
+    published = datetime(2026, 11, 27, 9, 30, 15, 123457, tzinfo=UTC)
+    items = [
+        Item("a", "https://x.example/a", "Title a", "Text a", published, "wire", "g-a", published),
+        Item(
+            "b",
+            "https://x.example/b",
+            "Title b",
+            "Text b",
+            datetime(1999, 12, 31, 23, 59, 59, 999999, UTC),
+            "wire",
+        ),
+        Item(
+            "c",
+            "https://x.example/c",
+            "Title c",
+            "",
+            datetime(1970, 1, 1, tzinfo=UTC),
+            "wire",
+            None,
+            published,
+        ),
+    ]
+    for feed in (
+        PreparedFeed(items, None),
+        PreparedFeed(
+            [*items, replace(items[0], id="d", published=published.astimezone(timezone(timedelta(hours=9))))]
+        ),
+    ):
+        back = pickle.loads(pickle.dumps(feed, protocol=5))
+        assert back.items == feed.items
+        assert [i.published.tzinfo for i in back.items] == [i.published.tzinfo for i in feed.items]
+        assert [i.published.utcoffset() for i in back.items] == [i.published.utcoffset() for i in feed.items]

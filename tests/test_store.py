@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
+from sqlalchemy import select
+
+import bot.store
 from bot.decide import decide_alerts
 from bot.dedup import item_keys, new_items
 from bot.items import Item, ScoredItem, TopicScore, Why
 from bot.sources.health import SourceHealth
 from bot.store import Store
+from bot.store import stories as stories_table
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -139,3 +146,59 @@ def test_search_index_catches_up_once_per_new_item(store: Store) -> None:
     assert [h.item_id for h in search_items(store, ["report"])] == ["id1", "id2"]
     assert [h.item_id for h in search_items(store, ["repo"])] == ["id1", "id2"]  # word beginnings match
     assert search_items(store, ["absent"]) == []
+
+
+def test_a_story_grows_across_batches(store: Store) -> None:
+    """Later reports of a stored story add to its count, outlets and last_seen (one executemany for all)."""
+    save(store, [scored(item(5, "wire"), "id5"), scored(item(9, "desk", url="https://x.example/9"), "id9")])
+    save(
+        store,
+        [
+            scored(item(3, "desk", url="https://desk.example/3"), "id5"),
+            scored(item(1, "wire", url="https://wire.example/1"), "id5"),
+            scored(item(7, "post", url="https://post.example/7"), "id9"),
+        ],
+    )
+    with store.engine.connect() as conn:
+        rows = {
+            r.id: r
+            for r in conn.execute(
+                select(
+                    stories_table.c.id,
+                    stories_table.c.first_seen,
+                    stories_table.c.last_seen,
+                    stories_table.c.n_items,
+                )
+            )
+        }
+    assert rows["id5"].n_items == 3 and rows["id9"].n_items == 2
+    assert rows["id5"].first_seen == NOW - timedelta(hours=5)
+    assert rows["id5"].last_seen == NOW - timedelta(hours=1)
+    assert rows["id9"].last_seen == NOW - timedelta(hours=7)  # an older report does not move it back
+    assert store.story_sources("id5") == ["desk", "wire"]
+    assert store.story_sources("id9") == ["desk", "post"]
+
+
+def test_sqlite_checkpoints_on_the_stores_own_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A commit does not copy the WAL into the database file itself (SQLite's automatic checkpoint is only a
+    far-off backstop); the store's thread does it after the commit, without blocking anyone."""
+    monkeypatch.setattr(bot.store, "CHECKPOINT_EVERY_S", 0.0)
+    db = tmp_path / "store.sqlite"
+    store = Store.open(f"sqlite:///{db}")
+    try:
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == bot.store.WAL_BACKSTOP_PAGES
+        store.settle()
+        before = db.stat().st_size
+        big = [
+            replace(scored(item(n), f"id{n}"), item=replace(item(n), text="word " * 2000))
+            for n in range(2000)
+        ]  # ~20 MB: SQLite's default threshold (1,000 pages) would checkpoint inside the commit
+        with store.transaction() as conn:
+            store.save_items(conn, big, {s.item.id: item_keys(s.item) for s in big}, {})
+        store.settle()
+        assert db.stat().st_size > before + 10_000_000  # the thread copied the pages into the file
+        busy, frames, done = store.checkpoint()
+        assert busy == 0 and frames == done  # nothing left behind
+    finally:
+        store.close()
