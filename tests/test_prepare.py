@@ -13,8 +13,8 @@ import threading
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -309,7 +309,7 @@ def test_a_part_that_fails_to_ingest_loses_nothing(tmp_path: Path, monkeypatch: 
     fetched = fetched_feeds()
     names = [source for _, source in fetched]
     with SlowFeeds({s: r.body or b"" for r, s in fetched}, slow=set()) as server:
-        config, db = runtime(tmp_path / "parts", {s: server.url(s) for s in names})
+        config, _ = runtime(tmp_path / "parts", {s: server.url(s) for s in names})
         rt = build_runtime(config, NOW)
         real_ingest = bot.pipeline.ingest
         calls = []
