@@ -127,3 +127,21 @@ def test_pairwise_scores() -> None:
     assert pairwise_scores(["a", "a", "b"], ["x", "x", "y"]) == (1.0, 1.0, 1.0)
     precision, recall, _ = pairwise_scores(["a", "a", "a"], ["x", "x", "y"])
     assert (precision, recall) == (1 / 3, 1.0)
+
+
+@pytest.mark.parametrize("part", [1, 10, 50])
+def test_stories_decided_poll_by_poll_are_as_good_as_all_at_once(part: int) -> None:
+    """The scheduler brings reports a source at a time, and a big cycle is ingested in parts: each part
+    is weighed by the idf of what the index holds so far, not of the whole set. On real reports that
+    must not cost grouping quality. Measured (3-day window, P / R / F1): all at once 0.700 / 0.420 /
+    0.525; parts of 1: 0.625 / 0.450 / 0.523; of 10: 0.678 / 0.400 / 0.503; of 50: 0.729 / 0.430 /
+    0.541. A big cycle's parts are far bigger (500 sources)."""
+    rows = _dev_rows()
+    items = [_item(row, datetime.fromisoformat(row["date"]).replace(tzinfo=UTC)) for row in rows]
+    truth = [row["event"] for row in rows]
+    whole = pairwise_scores(StoryIndex(window=timedelta(days=3)).assign(items), truth)
+    index = StoryIndex(window=timedelta(days=3))
+    stories = [s for lo in range(0, len(items), part) for s in index.assign(items[lo : lo + part])]
+    precision, recall, f1 = pairwise_scores(stories, truth)
+    assert f1 >= whole[2] - 0.03, (f1, whole)
+    assert precision >= whole[0] - 0.08 and recall >= whole[1] - 0.08, (precision, recall, whole)
