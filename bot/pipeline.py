@@ -306,6 +306,7 @@ async def _poll_chosen(
     parts = ingest_parts(len(chosen))
     outcomes: list[tuple[FetchResult, PreparedFeed] | None] = [None] * len(chosen)
     waiting = [hi - lo for lo, hi in parts]  # sources of each part not fetched and prepared yet
+    part_of = [p for p, (lo, hi) in enumerate(parts) for _ in range(lo, hi)]
     updates: list[tuple[str, SourceHealth, int]] = []
     ingests: list[IngestReport] = []
     ready: asyncio.Queue[int | None] = asyncio.Queue()
@@ -325,7 +326,7 @@ async def _poll_chosen(
         h = health.get(source.name)
         request = FetchRequest(source.url, h.etag, h.last_modified) if h else FetchRequest(source.url)
         outcomes[n] = await _fetch_and_prepare(fetcher, request, source.name, now, queue)
-        waiting[n // INGEST_PART_SOURCES] -= 1
+        waiting[part_of[n]] -= 1
         while next_part < len(parts) and waiting[next_part] == 0:
             ready.put_nowait(next_part)
             next_part += 1

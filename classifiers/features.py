@@ -11,9 +11,9 @@ of 2+ characters, stop words dropped before bigrams are formed; a test checks it
 spanning the title/body boundary. Weighting: sublinear ``log2(1 + tf)`` (which also takes the fractional
 counts of tail words, below), smoothed idf, L2-normalised rows.
 
-The title counts twice (it is fed in twice), because a headline states what a report is about while the
-body drifts into background; for the same reason body words after the first ``lead_tokens`` count only
-``tail_weight``.
+The title counts twice (each of its unigrams and bigrams has weight 2), because a headline states what a
+report is about while the body drifts into background; for the same reason body words after the first
+``lead_tokens`` count only ``tail_weight``.
 """
 
 from __future__ import annotations
@@ -148,13 +148,13 @@ def _blank(text: str) -> str:
 
 
 def _tokenise(docs: Sequence[tuple[str, str]]) -> _Tokens:
-    parts = [f"{title}\x01{title}\x01{body}" for title, body in docs]
+    parts = [f"{title}\x01{body}" for title, body in docs]
     # str.lower knows every alphabet but is slow on non-ASCII text; the byte table below lowers ASCII fast
     parts = [part if part.isascii() else part.lower() for part in parts]
     text = "\x00".join(parts)
-    if text.count("\x00") != len(docs) - 1 or text.count("\x01") != 2 * len(docs):
+    if text.count("\x00") != len(docs) - 1 or text.count("\x01") != len(docs):
         # break bytes inside a report would shift the title/body/doc bookkeeping: blank them out
-        parts = [f"{_blank(title)}\x01{_blank(title)}\x01{_blank(body)}".lower() for title, body in docs]
+        parts = [f"{_blank(title)}\x01{_blank(body)}".lower() for title, body in docs]
         text = "\x00".join(parts)
     ascii_only = text.isascii()
     raw = text.encode("utf-8", "replace")
@@ -181,7 +181,7 @@ def _tokenise(docs: Sequence[tuple[str, str]]) -> _Tokens:
     break_at = np.flatnonzero(b <= _PART_BREAK)
     is_doc_break = b[break_at] == _DOC_BREAK
     doc = np.searchsorted(break_at[is_doc_break], starts)
-    in_body = np.searchsorted(break_at[~is_doc_break], starts) - 2 * doc == 2
+    in_body = np.searchsorted(break_at[~is_doc_break], starts) - doc == 1
     return _Tokens(b, hashes, starts, ends, doc, break_at, in_body)
 
 
@@ -238,7 +238,9 @@ class NewsVectorizer:
         if len(ids) > 1:
             breaks_before = np.searchsorted(tokens.breaks, starts)
             joined[1:] = (breaks_before[1:] == breaks_before[:-1]) & (ids[1:] > 0) & (ids[:-1] > 0)
-        weight = np.ones(len(ids), dtype=np.float32)
+        # The title counts twice: as if it were fed in twice, without tokenising it twice (a bigram's weight
+        # is its second word's, and no bigram spans the title/body break, so every count is the same).
+        weight = np.where(in_body, np.float32(1.0), np.float32(2.0))
         if self.tail_weight != 1.0 and len(ids):
             # rank of each body token within its body: the lead counts fully, the tail less
             group = doc * 2 + in_body
