@@ -239,6 +239,18 @@ async def run_pipeline(
     )
 
 
+def machine_reference_ms() -> float:
+    """Best of 5 of `python -m timeit "sum(i*i for i in range(1000000))"`, in ms: how fast this machine's
+    core is right now. The baseline is mostly network waits and our cycle is CPU-bound, so the ratio moves
+    with it (a shared machine here measured 42 ms quiet and 74 ms busy on the same day)."""
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        sum(i * i for i in range(1_000_000))
+        best = min(best, time.perf_counter() - t0)
+    return best * 1000
+
+
 def report(rows: Sequence[RunStats], baseline: RunStats) -> None:
     print(
         f"\n{'run':<52} {'feeds':>6} {'wall s':>8} {'CPU ms/feed':>12} {'+workers':>9} {'server s':>9} "
@@ -272,6 +284,7 @@ async def run_all(
         ["aiohttp", "httpcore"] if args.transport == "both" else [args.transport]
     )
     limits = FetchLimits(per_host=args.per_host, max_concurrency=args.concurrency)
+    reference = machine_reference_ms()
     if args.pipeline:
         with tempfile.TemporaryDirectory(prefix="watchfloor-bench-") as tmp:
             for transport in transports:
@@ -299,7 +312,11 @@ async def run_all(
                 print(f"  stored {items} items", flush=True)
         report(rows, baseline)
         print(
-            f"\nserver delay {args.delay * 1000:.0f} ms, {args.hosts} loopback hosts, per-host limit "
+            f"\nmachine reference loop (timeit of sum(i*i for i in range(1000000)), lower is faster): "
+            f"{reference:.0f} ms before the runs, {machine_reference_ms():.0f} ms after"
+        )
+        print(
+            f"server delay {args.delay * 1000:.0f} ms, {args.hosts} loopback hosts, per-host limit "
             f"{args.per_host}, global limit {args.concurrency}, feed workers "
             f"{args.workers}; CPU ms/feed is this process, "
             "+workers adds its worker processes; server s is the feed server's CPU seconds; "
