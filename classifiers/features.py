@@ -189,7 +189,7 @@ def _chunks(docs: Sequence[tuple[str, str]]) -> Iterable[tuple[int, Sequence[tup
     """Split a batch so one tokenisation pass never holds more than about _CHUNK_BYTES of text."""
     start, size = 0, 0
     for i, (title, body) in enumerate(docs):
-        size += 2 * len(title) + len(body) + 3
+        size += len(title) + len(body) + 2
         if size > _CHUNK_BYTES:
             yield start, docs[start : i + 1]
             start, size = i + 1, 0
