@@ -1,6 +1,6 @@
 """Poll benchmark: the naive baseline against our whole poll cycle, side by side.
 
-    python bench/poll.py [--feeds 2000] [--sample 60] [--delay 0.2] [--workers 2] [--fetch-only]
+    python bench/poll.py [--feeds 2000] [--sample 60] [--delay 0.2] [--workers 2] [--fetch-only] [--timeline]
 
 Starts bench/feedserver.py in its own process, then runs
   (a) baseline: sequential httpx.get + feedparser.parse, nothing else, on --sample feeds, extrapolated
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import subprocess
 import sys
@@ -369,12 +370,20 @@ def main() -> None:
     )
     ap.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio", help="event loop")
     ap.add_argument(
+        "--timeline",
+        action="store_true",
+        help="log each ingest part of the cycles (when it ended, how long it took) to stderr",
+    )
+    ap.add_argument(
         "--fetch-only",
         dest="pipeline",
         action="store_false",
         help="measure fetch + parse + normalise only, not the whole pipeline",
     )
     args = ap.parse_args()
+    if args.timeline:
+        logging.basicConfig(format="  %(message)s")
+        logging.getLogger("bot.pipeline").setLevel(logging.INFO)
     server, port = start_server(args.feeds, args.delay, args.hosts)
     try:
         if args.loop == "uvloop":

@@ -21,6 +21,7 @@ import gc
 import logging
 import random
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
@@ -311,6 +312,7 @@ async def _poll_chosen(
     ingests: list[IngestReport] = []
     ready: asyncio.Queue[int | None] = asyncio.Queue()
     next_part = 0
+    cycle_started = time.perf_counter()
 
     async def ingest_in_order() -> None:
         # One part at a time, in config order: each is a whole `ingest` of its own (lock, transaction).
@@ -319,7 +321,15 @@ async def _poll_chosen(
             batch, joined = _collect(rt, chosen[lo:hi], outcomes[lo:hi], health, now, rng, report, updates)
             if batch:
                 prepared = PreparedBatch.join(scorer, joined) if queue is not None else None
-                ingests.append(await asyncio.to_thread(ingest, rt, batch, now, prepared))
+                started = time.perf_counter()
+                done = await asyncio.to_thread(ingest, rt, batch, now, prepared)
+                ingests.append(done)
+                if len(parts) > 1:  # where a big cycle's time goes: parts should keep up with the fetches
+                    log.info(
+                        "cycle part %d/%d: sources %d-%d, %d items, %d new, ingested in %.2f s (at %.2f s)",
+                        part + 1, len(parts), lo, hi - 1, done.received, done.new,
+                        time.perf_counter() - started, time.perf_counter() - cycle_started,
+                    )  # fmt: skip
 
     async def poll_one(n: int, source: SourceConfig) -> None:
         nonlocal next_part

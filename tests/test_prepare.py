@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import pickle
 import sqlite3
@@ -258,7 +259,7 @@ def poll_all(rt: Runtime, names: list[str]) -> PollReport:
 
 
 def test_a_big_cycle_is_ingested_in_parts_by_config_order_not_by_arrival(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Parts of 3 sources (as 2,000 sources are in parts of 500): the first source answers last, yet the
     store ends up exactly as if the three parts had been ingested one after another in config order."""
@@ -277,10 +278,14 @@ def test_a_big_cycle_is_ingested_in_parts_by_config_order_not_by_arrival(
             return real_ingest(rt, batch, now, None)
 
         monkeypatch.setattr(bot.pipeline, "ingest", recording)
-        report = poll_all(rt, names)
+        with caplog.at_level(logging.INFO, logger="bot.pipeline"):
+            report = poll_all(rt, names)
         health = rt.store.source_health()
         rt.store.close()
     assert started == [sorted(names[0:3]), sorted(names[3:6]), sorted(names[6:8])]
+    parts_logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("cycle part")]
+    assert [m.split(":")[0] for m in parts_logged] == ["cycle part 1/3", "cycle part 2/3", "cycle part 3/3"]
+    assert "sources 6-7" in parts_logged[2]
     assert report.polled == 8 and not report.failed
     assert all(health[s].last_success == NOW and health[s].consecutive_failures == 0 for s in names)
 
