@@ -316,7 +316,7 @@ async def _poll_chosen(
 
     async def ingest_in_order() -> None:
         # One part at a time, in config order: each is a whole `ingest` of its own (lock, transaction).
-        while (part := await ready.get()) is not None:
+        while (part := await ready.get()) is not None and not stopping:
             lo, hi = parts[part]
             batch, joined = _collect(rt, chosen[lo:hi], outcomes[lo:hi], health, now, rng, report, updates)
             if batch:
@@ -341,12 +341,25 @@ async def _poll_chosen(
             ready.put_nowait(next_part)
             next_part += 1
 
+    stopping = False
     ingester = asyncio.create_task(ingest_in_order())
+    # Cancelled (the service is stopping), during the fetches or after: the part being ingested finishes
+    # first (its transaction runs in a thread, which nothing can interrupt, and the store must not close
+    # under it), the parts still waiting are dropped. No health is saved, so the next poll fetches them all
+    # again without validators; dedup keeps what was stored from being stored twice.
     try:
         await asyncio.gather(*(poll_one(n, s) for n, s in enumerate(chosen)))
+    except BaseException:
+        stopping = True
+        raise
     finally:
         ready.put_nowait(None)
-        await ingester  # an ingest that failed raises here, after every fetch: health is then not saved
+        try:
+            await asyncio.shield(ingester)  # an ingest that failed raises here: health is then not saved
+        except asyncio.CancelledError:
+            stopping = True
+            await asyncio.wait([ingester])
+            raise
     report.ingest = _merged(ingests)
     with rt.store.transaction() as conn:
         rt.store.save_health(conn, updates, now)

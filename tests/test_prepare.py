@@ -383,3 +383,61 @@ def test_prepared_feeds_cross_processes_intact() -> None:
         assert back.items == feed.items
         assert [i.published.tzinfo for i in back.items] == [i.published.tzinfo for i in feed.items]
         assert [i.published.utcoffset() for i in back.items] == [i.published.utcoffset() for i in feed.items]
+
+
+def test_a_cycle_cancelled_between_parts_keeps_what_it_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service stops while the first part is being ingested and the others wait their turn: that part
+    finishes and stays stored, the waiting ones are dropped, no health is saved; the next cycle stores the
+    rest, each item once."""
+    monkeypatch.setattr(bot.pipeline, "INGEST_PART_SOURCES", 3)
+    fetched = fetched_feeds()
+    names = [source for _, source in fetched]
+    real_ingest = bot.pipeline.ingest
+    ingesting = threading.Event()
+
+    def slow_first(rt: Runtime, batch: list[Item], now: datetime, prepared: object = None) -> IngestReport:
+        if not ingesting.is_set():
+            ingesting.set()
+            time.sleep(1.0)  # the other parts arrive and queue up meanwhile
+        return real_ingest(rt, batch, now, None)
+
+    with SlowFeeds({s: r.body or b"" for r, s in fetched}, slow=set()) as server:
+        config, _ = runtime(tmp_path / "parts", {s: server.url(s) for s in names})
+        rt = build_runtime(config, NOW)
+        monkeypatch.setattr(bot.pipeline, "ingest", slow_first)
+
+        async def cancelled_cycle() -> None:
+            async with Fetcher(fetch_limits(rt.config)) as fetcher:
+                cycle = asyncio.create_task(poll_sources(rt, fetcher, names, NOW))
+                while not ingesting.is_set():
+                    await asyncio.sleep(0.01)
+                await asyncio.sleep(0.5)  # every fetch is done by now; the first part is still ingesting
+                cycle.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await cycle
+                # The cycle ends only once the part in hand is stored; the queued ones were dropped.
+                with sqlite3.connect(db_path(rt)) as conn:
+                    stored = {row[0] for row in conn.execute("SELECT DISTINCT source FROM items")}
+                assert stored == set(names[0:3])
+
+        asyncio.run(cancelled_cycle())
+        first_part = rt.store.tally().items
+        assert all(h.last_success is None for h in rt.store.source_health().values())
+        monkeypatch.setattr(bot.pipeline, "ingest", real_ingest)
+        again = poll_all(rt, names)
+        total = rt.store.tally().items
+        rt.store.close()
+    assert not again.failed and again.ingest.new == total - first_part > 0
+    config_ref, _ = runtime(tmp_path / "reference")
+    rt = build_runtime(config_ref, NOW)
+    whole = real_ingest(
+        rt, [i for result, source in fetched for i in parse_and_normalise(result, source, NOW)[0]], NOW
+    )
+    rt.store.close()
+    assert total == whole.new
+
+
+def db_path(rt: Runtime) -> str:
+    return str(rt.store.engine.url.database)
