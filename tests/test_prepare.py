@@ -1,5 +1,7 @@
 """Feed workers (bot/prepare.py): what they prepare per feed, and what the poller stores from it, must be
-exactly what the poller computes itself from the same feeds; a worker that dies costs only its feeds."""
+exactly what the poller computes itself from the same feeds; a worker that dies costs only its feeds.
+A big cycle ingested in parts (bot/pipeline.py) must store what ingesting its parts in config order
+would, whatever order its sources answer in, and lose nothing when a part fails or the cycle is cancelled."""
 
 from __future__ import annotations
 
