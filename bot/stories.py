@@ -687,8 +687,14 @@ class StoryIndex:
             return
         # Count shared keys per pair; keep the candidates sharing most keys.
         total = base + n_new
-        pair, shared = np.unique(pair_src * total + pair_dst, return_counts=True)
-        pair_src = pair // total  # sorted: np.unique sorts
+        first_src = int(pair_src.min())
+        code = (pair_src - first_src) * total + pair_dst
+        if (int(pair_src.max()) - first_src + 1) * total <= 1 << 32:
+            # A task's rows are a few thousand: the codes fit 32 bits, and sorting them takes 2/3 the time.
+            code = code.astype(np.uint32)
+        pair, shared = np.unique(code, return_counts=True)
+        pair = pair.astype(np.int64)
+        pair_src = pair // total + first_src  # sorted: np.unique sorts
         order = np.argsort((pair_src << 8) | (255 - shared), kind="stable")  # most shared keys first
         pair_src, pair_dst = pair_src[order], pair[order] % total
         group_start = np.flatnonzero(np.diff(pair_src, prepend=-1))
