@@ -337,18 +337,7 @@ def test_a_part_that_fails_to_ingest_loses_nothing(tmp_path: Path, monkeypatch: 
         first_part = rt.store.tally().items
         assert first_part > 0
         monkeypatch.setattr(bot.pipeline, "ingest", real_ingest)
-        again = poll_all(rt, names)
-        total = rt.store.tally().items
-        rt.store.close()
-    assert not again.failed and again.ingest.new == total - first_part > 0
-
-    config_ref, _ = runtime(tmp_path / "reference")
-    rt = build_runtime(config_ref, NOW)
-    whole = real_ingest(
-        rt, [i for result, source in fetched for i in parse_and_normalise(result, source, NOW)[0]], NOW
-    )
-    rt.store.close()
-    assert total == whole.new  # every item stored once
+        assert_the_next_cycle_stores_the_rest_once(rt, names, first_part, tmp_path / "reference")
 
 
 def test_prepared_feeds_cross_processes_intact() -> None:
@@ -428,13 +417,22 @@ def test_a_cycle_cancelled_between_parts_keeps_what_it_stored(
         first_part = rt.store.tally().items
         assert all(h.last_success is None for h in rt.store.source_health().values())
         monkeypatch.setattr(bot.pipeline, "ingest", real_ingest)
-        again = poll_all(rt, names)
-        total = rt.store.tally().items
-        rt.store.close()
+        assert_the_next_cycle_stores_the_rest_once(rt, names, first_part, tmp_path / "reference")
+
+
+def assert_the_next_cycle_stores_the_rest_once(
+    rt: Runtime, names: list[str], first_part: int, reference: Path
+) -> None:
+    """After a cycle that stored `first_part` items and no health, the next stores the rest: in all, what
+    one whole ingest of the same feeds stores, each item once."""
+    again = poll_all(rt, names)
+    total = rt.store.tally().items
+    rt.store.close()
     assert not again.failed and again.ingest.new == total - first_part > 0
-    config_ref, _ = runtime(tmp_path / "reference")
+    config_ref, _ = runtime(reference)
     rt = build_runtime(config_ref, NOW)
-    whole = real_ingest(
+    fetched = fetched_feeds()
+    whole = ingest(
         rt, [i for result, source in fetched for i in parse_and_normalise(result, source, NOW)[0]], NOW
     )
     rt.store.close()
