@@ -1,6 +1,7 @@
 """Poll benchmark: the naive baseline against our whole poll cycle, side by side.
 
-    python bench/poll.py [--feeds 2000] [--sample 60] [--delay 0.2] [--workers 2] [--fetch-only] [--timeline]
+    python bench/poll.py [--feeds 2000] [--sample 60] [--delay 0.2] [--workers 2] [--repeat 3] [--fetch-only]
+                         [--timeline]
 
 Starts bench/feedserver.py in its own process, then runs
   (a) baseline: sequential httpx.get + feedparser.parse, nothing else, on --sample feeds, extrapolated
@@ -8,6 +9,8 @@ Starts bench/feedserver.py in its own process, then runs
   (b) ours, cold: one cycle of the real `poll_sources` (fetch, parse, normalise, dedup, stories, score,
       summaries, alerts, store into a fresh SQLite file), every feed answering 200 with a full body;
   (c) ours, conditional: the next cycle, every feed answering 304 to the validators from (b).
+(b) and (c) run --repeat times (default 3), each time on a fresh runtime and SQLite file, and a closing
+line gives each one's median and range: on a shared machine one run is as much the neighbours' load as ours.
 For each it prints wall time, CPU ms per feed (time.process_time of this process), the same with the
 feed worker processes' CPU added (+workers), the feed server's CPU seconds over the same run, items/s and
 the ratio to the baseline. The server's CPU is the simulated internet's, not ours, but it runs on the same
@@ -22,6 +25,7 @@ import argparse
 import asyncio
 import logging
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -240,6 +244,55 @@ async def run_pipeline(
     )
 
 
+async def pipeline_round(
+    args: argparse.Namespace,
+    urls: Sequence[str],
+    db: Path,
+    limits: FetchLimits,
+    transport: Literal["aiohttp", "httpcore"],
+    server_pid: int,
+) -> list[RunStats]:
+    """A cold cycle then a conditional one, on a fresh runtime and SQLite file: what one --repeat does."""
+    rt, config = pipeline_runtime(urls, db, limits, args.workers)
+    t0 = datetime.now(UTC)
+    print(f"pipeline ({transport}) on {args.feeds} feeds ...", flush=True)
+    pool = parse_pool(config)
+    if pool is not None:  # start the workers outside the timed region, as a running service has
+        pool.warm(rt.scorer)
+    async with Fetcher(fetch_limits(config), transport=transport) as fetcher:
+        meter = CpuMeter(server_pid)
+        cold = await run_pipeline(f"pipeline cold [{transport}]", rt, t0, fetcher, pool, meter)
+        later = t0 + max(config.interval(s) for s in config.sources) * 1.2
+        cond = await run_pipeline(f"pipeline conditional 304 [{transport}]", rt, later, fetcher, pool, meter)
+    if pool is not None:
+        pool.shutdown()
+    t_index = time.perf_counter()
+    indexed = rt.store.index_for_search()  # paid at the first search, not by the poll cycle
+    print(f"  search index catch-up: {indexed} items in {time.perf_counter() - t_index:.1f} s")
+    items = rt.store.count_items()
+    rt.store.close()
+    print(f"  stored {items} items", flush=True)
+    return [cold, cond]
+
+
+def summarise_repeats(rows: Sequence[RunStats], baseline: RunStats) -> None:
+    """Median and range of each kind of cycle over the repeats: one run on a shared machine is noise."""
+    by_name: dict[str, list[RunStats]] = {}
+    for r in rows:
+        if r is not baseline:
+            by_name.setdefault(r.name, []).append(r)
+    print()
+    for name, runs in by_name.items():
+        walls = sorted(r.wall_s for r in runs)
+        ratios = [baseline.wall_s / w for w in walls]
+        cpu = sorted(r.all_cpu_ms_per_feed for r in runs)
+        print(
+            f"{name}: median {statistics.median(walls):.2f} s over {len(runs)} runs "
+            f"({walls[0]:.2f}-{walls[-1]:.2f}), × baseline median {statistics.median(ratios):.1f} "
+            f"({ratios[-1]:.1f}-{ratios[0]:.1f}), CPU ms/feed +workers median {statistics.median(cpu):.2f}"
+        )
+
+
 def machine_reference_ms() -> float:
     """Best of 5 of `python -m timeit "sum(i*i for i in range(1000000))"`, in ms: how fast this machine's
     core is right now. The baseline is mostly network waits and our cycle is CPU-bound, so the ratio moves
@@ -289,29 +342,12 @@ async def run_all(
     if args.pipeline:
         with tempfile.TemporaryDirectory(prefix="watchfloor-bench-") as tmp:
             for transport in transports:
-                rt, config = pipeline_runtime(urls, Path(tmp) / f"{transport}.sqlite", limits, args.workers)
-                t0 = datetime.now(UTC)
-                print(f"pipeline ({transport}) on {args.feeds} feeds ...", flush=True)
-                pool = parse_pool(config)
-                if pool is not None:  # start the workers outside the timed region, as a running service has
-                    pool.warm(rt.scorer)
-                async with Fetcher(fetch_limits(config), transport=transport) as fetcher:
-                    meter = CpuMeter(server_pid)
-                    cold = await run_pipeline(f"pipeline cold [{transport}]", rt, t0, fetcher, pool, meter)
-                    later = t0 + max(config.interval(s) for s in config.sources) * 1.2
-                    cond = await run_pipeline(
-                        f"pipeline conditional 304 [{transport}]", rt, later, fetcher, pool, meter
-                    )
-                if pool is not None:
-                    pool.shutdown()
-                t_index = time.perf_counter()
-                indexed = rt.store.index_for_search()  # paid at the first search, not by the poll cycle
-                print(f"  search index catch-up: {indexed} items in {time.perf_counter() - t_index:.1f} s")
-                items = rt.store.count_items()
-                rt.store.close()
-                rows += [cold, cond]
-                print(f"  stored {items} items", flush=True)
+                for n in range(args.repeat):
+                    db = Path(tmp) / f"{transport}-{n}.sqlite"
+                    rows += await pipeline_round(args, urls, db, limits, transport, server_pid)
         report(rows, baseline)
+        if args.repeat > 1:
+            summarise_repeats(rows, baseline)
         print(
             f"\nmachine reference loop (timeit of sum(i*i for i in range(1000000)), lower is faster): "
             f"{reference:.0f} ms before the runs, {machine_reference_ms():.0f} ms after"
@@ -367,6 +403,13 @@ def main() -> None:
         default=2,
         help="feed worker processes, [fetch].parse_processes (default 2, one per core here; 0: parse in a "
         "thread and score in the poller)",
+    )
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="pipeline rounds (cold + conditional cycle, fresh store each), summarised by their median "
+        "(default 3)",
     )
     ap.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio", help="event loop")
     ap.add_argument(
