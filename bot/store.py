@@ -224,6 +224,18 @@ subscriptions = Table(
     PrimaryKeyConstraint("topic", "destination", name="pk_subscriptions"),
 )
 
+# The name each Slack channel went by when last seen in a slash command. Subscriptions and mutes are kept
+# by channel id (the one thing a rename does not change), while config.toml may name a channel `#name`:
+# this table lets a `slack:#name` digest find the subscriptions made in that channel.
+slack_channels = Table(
+    "slack_channels",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(120), nullable=False),
+    Column("seen_at", UTCDateTime, nullable=False),
+    Index("ix_slack_channels_name", "name"),
+)
+
 # Messages that belong to no single story (scheduled digests, surge notices): an outbox of their own with
 # the same delivery columns as alerts. (kind, destination, key) is unique, so a digest for one scheduled
 # time, or a surge for one topic and window, is enqueued once however often the job runs: never sent twice.
@@ -1322,6 +1334,38 @@ class Store:
                 )
             )
         return bool(gone.rowcount)
+
+    def note_channel(self, channel_id: str, name: str, at: datetime) -> None:
+        """Remember that Slack channel `channel_id` is called `name` (without `#`) as of `at`; a later
+        sighting wins, so a renamed channel answers to its new name only."""
+        if not channel_id or not name:
+            return
+        with self.transaction() as conn:
+            done = conn.execute(
+                update(slack_channels)
+                .where(slack_channels.c.id == channel_id, slack_channels.c.seen_at <= at)
+                .values(name=name.lower(), seen_at=at)
+            )
+            if not done.rowcount:
+                _insert_ignore(
+                    conn, slack_channels, [{"id": channel_id, "name": name.lower(), "seen_at": at}]
+                )
+
+    def channel_ids(self, names: Iterable[str]) -> dict[str, list[str]]:
+        """Channel name (without `#`, any case) → ids of the channels last seen under that name."""
+        wanted = sorted({n.lower().lstrip("#") for n in names if n})
+        found: dict[str, list[str]] = {}
+        if not wanted:
+            return found
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(slack_channels.c.name, slack_channels.c.id)
+                .where(slack_channels.c.name.in_(wanted))
+                .order_by(slack_channels.c.name, slack_channels.c.id)
+            )
+            for name, channel_id in rows:
+                found.setdefault(name, []).append(channel_id)
+        return found
 
     def subscriptions(self) -> list[Subscription]:
         """Every stored subscription, by topic then destination."""

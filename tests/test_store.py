@@ -202,3 +202,19 @@ def test_sqlite_checkpoints_on_the_stores_own_thread(tmp_path: Path, monkeypatch
         assert busy == 0 and frames == done  # nothing left behind
     finally:
         store.close()
+
+
+def test_channel_names_follow_the_latest_sighting(store: Store) -> None:
+    t0 = datetime(2026, 11, 1, 8, tzinfo=UTC)
+    store.note_channel("C1", "Watch-DPRK", t0)
+    store.note_channel("C2", "cables", t0)
+    assert store.channel_ids(["#watch-dprk", "CABLES", "nowhere"]) == {"watch-dprk": ["C1"], "cables": ["C2"]}
+    # Renamed: the old name no longer answers; a late report of the old name does not undo the rename.
+    store.note_channel("C1", "dprk-desk", t0 + timedelta(hours=2))
+    store.note_channel("C1", "watch-dprk", t0 + timedelta(hours=1))
+    assert store.channel_ids(["watch-dprk", "dprk-desk"]) == {"dprk-desk": ["C1"]}
+    # Two channels may share a name over time (one archived, another made): both are reported.
+    store.note_channel("C3", "dprk-desk", t0 + timedelta(hours=3))
+    assert store.channel_ids(["dprk-desk"]) == {"dprk-desk": ["C1", "C3"]}
+    store.note_channel("", "ignored", t0)
+    assert store.channel_ids([]) == {}
