@@ -18,6 +18,15 @@ more than a few tenths. Ties go to more outlets, then the higher score, then the
 Exactly once: the job enqueues under key = the scheduled fire time (ISO, UTC) in the messages outbox, whose
 (kind, destination, key) is unique, so a re-run or a second worker enqueues nothing more. An empty digest
 is not enqueued, and since the next period starts at the last *queued* digest's `until`, nothing is lost.
+
+Mutes. A topic muted at the digest's destination when the digest fires (`/news mute`, the Mute button) is
+left out of that digest, which names it in one line ("Muted here, left out: …"). Its stories of the period
+are not shown later either: a muted channel asked for silence, not for a burst when the mute ends (the
+policy of `Store.set_aside_muted` for alerts). When a queued digest leaves a topic out, its `until` closes
+the period for every topic alike. When the mute leaves nothing else to send, the digest is kept in the
+outbox with status `muted` (never sent, and not a dead letter) so that its `until` still closes the
+period: otherwise the next digest would start at the previous one and bring the muted stories back.
+Stories of the topics not muted are unaffected: the digest held none of theirs, or it would have gone out.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
@@ -37,11 +46,14 @@ from sqlalchemy import ColumnElement, func, literal, select
 from bot.config import Config, DigestConfig
 from bot.notices import Digest, DigestTopic, StoryLine
 from bot.outbox_messages import enqueue_message, last_message
-from bot.store import Store, items, scores, stories
+from bot.store import Mute, Store, items, scores, stories
 
 log = logging.getLogger(__name__)
 
 KIND = "digest"
+# Status of a digest that mutes left empty: recorded under its fire time so its period counts as covered,
+# never picked up for delivery (which takes `pending` only).
+MUTED = "muted"
 DEFAULT_PERIOD = timedelta(hours=24)
 OUTLET_WEIGHT = 0.1
 _CHUNK = 500  # ids per IN (…): well under SQLite's variable limit
@@ -228,22 +240,28 @@ def build_digest(
     since: datetime,
     until: datetime,
     per_topic: int,
+    muted: Collection[str] = (),
 ) -> Digest:
     """The top `per_topic` stories of each topic in (since, until], topics in the order given; topics with
-    nothing new are left out (`Digest.empty` when none is left)."""
+    nothing new are left out (`Digest.empty` when none is left). Topics in `muted` are left out too, and
+    those of them with news in the period are named in `Digest.muted`."""
     wanted = list(dict.fromkeys(topics))
     ranked = rank_stories(_candidates(store, wanted, since, until), per_topic) if wanted else {}
-    sections = []
+    sections, held_back = [], []
     for topic_id in wanted:
         found = ranked.get(topic_id)
         if found is None or not found.top:
             continue
+        topic = config.topic(topic_id)
+        title = topic.title if topic else topic_id
+        if topic_id in muted:
+            held_back.append(title)
+            continue
         lines = _story_lines(store, topic_id, found.top, until)
         if not lines:
             continue
-        topic = config.topic(topic_id)
-        sections.append(DigestTopic(topic_id, topic.title if topic else topic_id, tuple(lines), found.more))
-    return Digest(destination, since, until, tuple(sections))
+        sections.append(DigestTopic(topic_id, title, tuple(lines), found.more))
+    return Digest(destination, since, until, tuple(sections), tuple(held_back))
 
 
 # -- which topics, which period --------------------------------------------------------------------------------
@@ -265,9 +283,17 @@ def digest_topics(config: Config, store: Store, digest: DigestConfig) -> list[st
     return list(digest.topics) or routed_topics(config, store, [digest.destination])
 
 
+def muted_topics(mutes: Iterable[Mute], destination: str, at: datetime) -> set[str]:
+    """Topics muted at `destination` at `at`. Compared without case, as `routed_topics` routes topics to a
+    digest, so a topic the digest picks up by its destination is muted by the same destination."""
+    here = destination.lower()
+    return {m.topic for m in mutes if m.destination.lower() == here and m.until > at}
+
+
 def digest_period(store: Store, destination: str, now: datetime) -> tuple[datetime, datetime]:
-    """(since, until = now): since the `until` of the destination's last queued digest, else a day back.
-    A digest that went to the dead letters does not count: the next one covers its stories again."""
+    """(since, until = now): since the `until` of the destination's last queued digest (or last one
+    recorded as `muted`), else a day back. A digest that went to the dead letters does not count: the next
+    one covers its stories again."""
     last = last_message(store, KIND, destination, skip_dead=True)
     if last is not None:
         try:
@@ -302,7 +328,9 @@ def digest_job(store: Store, config: Config, digest: DigestConfig, now: datetime
     """Build and queue the digest due at the latest fire time ≤ `now`; True when it was queued now.
 
     Nothing is queued when it is empty (the period then stays open: the next digest starts at the last
-    queued one's `until`), nor when this fire time's digest is already queued."""
+    queued one's `until`), nor when this fire time's digest is already queued. Topics muted at the
+    destination at the fire time are left out; when that alone empties the digest, it is recorded as
+    `muted` instead of queued, closing its period (see the module docstring)."""
     fire = last_fire_time(digest_trigger(digest), now)
     if fire is None:
         log.warning("digest destination=%s has not fired yet at %s", digest.destination, now.isoformat())
@@ -310,6 +338,9 @@ def digest_job(store: Store, config: Config, digest: DigestConfig, now: datetime
     since, until = digest_period(store, digest.destination, fire)
     if since >= until:
         return False  # this fire time's digest is already queued
+    # The mutes table keeps no start time, so a mute set after the fire but before a late run counts as
+    # well: the digest has not gone out yet, and the channel has asked for silence.
+    muted = muted_topics(store.active_mutes(fire), digest.destination, fire)
     built = build_digest(
         store,
         config,
@@ -318,16 +349,30 @@ def digest_job(store: Store, config: Config, digest: DigestConfig, now: datetime
         since,
         until,
         digest.per_topic,
+        muted,
     )
-    if built.empty:
-        log.info("digest destination=%s fire=%s nothing new", digest.destination, fire.isoformat())
+    key, payload = fire.isoformat(), built.to_payload()
+    if built.empty and built.muted:
+        recorded = enqueue_message(store, KIND, digest.destination, key, payload, now, status=MUTED)
+        log.info(
+            "digest destination=%s fire=%s nothing sent: every topic with news is muted here muted=%s "
+            "recorded=%s",
+            digest.destination,
+            key,
+            ",".join(sorted(muted)),
+            recorded,
+        )
         return False
-    queued = enqueue_message(store, KIND, digest.destination, fire.isoformat(), built.to_payload(), now)
+    if built.empty:
+        log.info("digest destination=%s fire=%s nothing new", digest.destination, key)
+        return False
+    queued = enqueue_message(store, KIND, digest.destination, key, payload, now)
     log.info(
-        "digest destination=%s fire=%s stories=%d queued=%s",
+        "digest destination=%s fire=%s stories=%d muted_left_out=%d queued=%s",
         digest.destination,
-        fire.isoformat(),
+        key,
         sum(len(t.stories) for t in built.topics),
+        len(built.muted),
         queued,
     )
     return queued

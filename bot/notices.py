@@ -55,6 +55,8 @@ class Digest:
     since: datetime
     until: datetime
     topics: tuple[DigestTopic, ...]
+    # Titles of the topics with news in the period that were left out because they are muted here.
+    muted: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -78,6 +80,7 @@ class Digest:
                 )
                 for t in d["topics"]
             ),
+            muted=tuple(d.get("muted", ())),
         )
 
 

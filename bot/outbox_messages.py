@@ -69,8 +69,12 @@ def enqueue_message(
     payload: Mapping[str, Any],
     now: datetime,
     topic: str | None = None,
+    status: str = "pending",
 ) -> bool:
-    """Queue a message unless one with the same (kind, destination, key) exists; True when queued now."""
+    """Queue a message unless one with the same (kind, destination, key) exists; True when queued now.
+
+    `status` other than `pending` records a message that is never to be sent, yet must hold its key and
+    count as the last of its kind (`muted`: a digest that mutes left empty, see `bot.digest`)."""
     mid = message_id(kind, destination, key)
     row = {
         "id": mid,
@@ -80,7 +84,7 @@ def enqueue_message(
         "topic": topic,
         "created": now,
         "payload": json.dumps(payload, default=str, ensure_ascii=False),
-        "status": "pending",
+        "status": status,
         "attempts": 0,
         "next_attempt": now,
         "uncertain": False,

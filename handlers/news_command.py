@@ -332,6 +332,9 @@ async def cmd_digest(deps: Deps, name: str, args: list[str], caller: Caller | No
         routed = await asyncio.to_thread(routed_topics, config, deps.store, here)
         topic_ids = routed or [t.id for t in config.active_topics]
     now, where = deps.clock(), here[0] if here else "slack"
+    # Muted topics are shown, unlike in the scheduled digest: a mute silences what Watchfloor posts to the
+    # channel unasked, while this reply was asked for by name, goes only to the one who asked (unless they
+    # add `share`), and changes no period, so a topic muted here stays reachable on demand.
     digest = await asyncio.to_thread(
         build_digest, deps.store, config, where, topic_ids, now - length, now, per_topic
     )

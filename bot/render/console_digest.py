@@ -26,6 +26,8 @@ def _story(n: int, line: StoryLine) -> list[str]:
 def render_digest(digest: Digest) -> str:
     head = f"══ Digest → {digest.destination} · {when(digest.since)} – {when(digest.until)} "
     lines = [head + "═" * max(3, WIDTH - len(head))]
+    if digest.muted:
+        lines.append("Muted here, left out: " + ", ".join(clean(t) for t in digest.muted))
     for topic in digest.topics:
         total = len(topic.stories) + topic.more
         lines.append(f"{clean(topic.title)} ({topic.topic}): {total} new stor{'y' if total == 1 else 'ies'}")

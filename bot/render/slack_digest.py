@@ -5,9 +5,9 @@ escapes or builds a link by itself): feed text escaped once and shown `verbatim`
 http(s) URLs, and every Block Kit limit held whatever the digest holds, since a refused digest is a lost
 one. A digest of many topics is cut to fit 50 blocks, saying what was left out ("…and 2 more topics").
 
-Layout: a header and the period; per topic a title line with its count, then its stories packed into
-sections (each story: linked title, summary, source · time · score · outlets); "…and N more" when the
-period held more than the digest lists.
+Layout: a header and the period (and which topics were left out because they are muted in the channel);
+per topic a title line with its count, then its stories packed into sections (each story: linked title,
+summary, source · time · score · outlets); "…and N more" when the period held more than the digest lists.
 """
 
 from __future__ import annotations
@@ -110,6 +110,15 @@ def _topic_blocks(topic: DigestTopic, room: int) -> list[dict[str, Any]]:
     return blocks
 
 
+def muted_text(digest: Digest) -> str:
+    """ "Muted here, left out: *A*, *B*", or "" when the digest left no muted topic out."""
+    if not digest.muted:
+        return ""
+    names = ", ".join(f"*{_fit(t, 80)}*" for t in digest.muted[:10])
+    more = f" and {len(digest.muted) - 10} others" if len(digest.muted) > 10 else ""
+    return f":mute: Muted here, left out: {names}{more}"
+
+
 def digest_blocks(digest: Digest, heading: str, period: str) -> list[dict[str, Any]]:
     """Header, period line, then each topic while blocks remain; topics that do not fit are named last.
     `heading` is plain text (our words); `period` is mrkdwn built by the caller."""
@@ -120,6 +129,9 @@ def digest_blocks(digest: Digest, heading: str, period: str) -> list[dict[str, A
         },
         _context([period]),
     ]
+    muted = muted_text(digest)
+    if muted:
+        blocks.append(_context([muted]))
     left_out: list[DigestTopic] = []
     for topic in digest.topics:
         room = BLOCKS_MAX - len(blocks) - _CLOSING_BLOCKS

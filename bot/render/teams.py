@@ -484,10 +484,11 @@ def _period(start: datetime, end: datetime) -> str:
 
 
 def digest_card(digest: Digest, heading: str = "Watchfloor digest") -> dict[str, Any]:
-    """A digest, with the facts a Slack digest shows: the period, then per topic its count of new stories
-    and its top stories (title linked, summary, source · time · score · outlets), and "…and N more" for
-    the period's other stories. Too big a digest loses summaries, then stories from each topic's end
-    (counted in "…and N more"), then whole topics from the end ("…and N more topics: …")."""
+    """A digest, with the facts a Slack digest shows: the period (and the topics left out because they are
+    muted here), then per topic its count of new stories and its top stories (title linked, summary,
+    source · time · score · outlets), and "…and N more" for the period's other stories. Too big a digest
+    loses summaries, then stories from each topic's end (counted in "…and N more"), then whole topics from
+    the end ("…and N more topics: …")."""
     topics = [t for t in digest.topics if t.stories or t.more]
     n_stories = sum(len(t.stories) + t.more for t in topics)
     title = card_text(heading, TOPIC_SHOWN_MAX)
@@ -495,6 +496,9 @@ def digest_card(digest: Digest, heading: str = "Watchfloor digest") -> dict[str,
     fallback = f"{title}: {_count(n_stories, 'new story', 'new stories')}" + (
         f" — {counts}" if counts else ""
     )
+    muted = "Muted here, left out: " + ", ".join(card_text(t, 80) for t in digest.muted[:10])
+    if len(digest.muted) > 10:
+        muted += f" and {len(digest.muted) - 10} others"
 
     @cache
     def section(index: int, budget: _ListBudget) -> dict[str, Any]:
@@ -512,6 +516,8 @@ def digest_card(digest: Digest, heading: str = "Watchfloor digest") -> dict[str,
             _text(title, weight="Bolder", size="Large"),
             _text(_period(digest.since, digest.until), isSubtle=True, spacing="None"),
         ]
+        if digest.muted:
+            body.append(_text(muted, isSubtle=True, spacing="None"))
         if not topics:
             body.append(_text("Nothing new on your topics in this period."))
         size = 0

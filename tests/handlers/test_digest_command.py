@@ -76,6 +76,19 @@ def test_digest_follows_the_channels_routing_and_subscriptions(server: Server) -
     assert "Undersea cable sabotage" in subscribed and "DPRK–Russia" not in subscribed
 
 
+def test_asked_for_it_shows_a_topic_muted_in_the_channel(server: Server) -> None:
+    # Muted here both ways a mute is recorded (`/news mute` by channel id, the button by the alert's
+    # destination): the scheduled digest leaves the topic out, the one asked for still shows it.
+    for where in ("slack:C0DPRKWATC", "slack:#dprk-watch"):
+        server.store.mute(DPRK, where, NOW + timedelta(hours=24), "U0ADMIN001")
+    try:
+        text = section_texts(ask(server, "digest", "C0DPRKWATC", "dprk-watch"))
+        assert "*DPRK–Russia military cooperation* · 2 new stories" in text and "Muted" not in text
+    finally:
+        for where in ("slack:C0DPRKWATC", "slack:#dprk-watch"):
+            server.store.unmute(DPRK, where)
+
+
 def test_one_topic_and_a_longer_period(server: Server) -> None:
     text = section_texts(ask(server, f"digest {DPRK} 7d"))
     assert "*DPRK–Russia military cooperation* · 3 new stories" in text
