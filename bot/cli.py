@@ -118,7 +118,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bot.web import run_web
 
     _load(args)
-    return run_web(args.config)
+    return run_web(args.config, args.port, args.host)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -263,7 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("worker", "the scheduler alone: poll, classify, deliver (Procfile `worker`)")
     p.add_argument("--once", action="store_true", help="run one poll cycle and exit")
     p.set_defaults(func=cmd_run)
-    add("serve", "the Slack web endpoint (Procfile `web`)").set_defaults(func=cmd_serve)
+    p = add("serve", "the web endpoint: Slack events, Teams feedback links, health (Procfile `web`)")
+    p.add_argument(
+        "--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0: every interface)"
+    )
+    p.add_argument("--port", type=int, help="port (default: $PORT, else 3000)")
+    p.set_defaults(func=cmd_serve)
     add("status", "sources' health, outbox depth, dead letters and model versions").set_defaults(
         func=cmd_status
     )

@@ -1,8 +1,11 @@
-"""`watchfloor serve`: the HTTP side of the Slack app, an ASGI app for uvicorn on `$PORT` (default 3000).
+"""`watchfloor serve`: the HTTP side of Watchfloor (the Slack app's endpoint, Teams feedback links, health
+and metrics), an ASGI app for uvicorn on `$PORT` (default 3000).
 
 Routes:
 - `POST /slack/events`: slash commands, interactivity and Events API, all verified and dispatched by Bolt
-  (`AsyncSlackRequestHandler`): a bad signature or a timestamp older than 5 minutes gets 401.
+  (`AsyncSlackRequestHandler`): a bad signature or a timestamp older than 5 minutes gets 401. Only when
+  Slack is configured (`SLACK_BOT_TOKEN` and `SLACK_SIGNING_SECRET`); a Teams-only deployment sets neither,
+  and serves the routes below alone (404 here).
 - `GET /healthz`: 200 `{"status": "ok", "db": "ok"}` when the database answers, else 503.
 - `GET /metrics`: Prometheus text: items, alerts by status, outbox depth per destination, sources failing.
 - `GET|POST /feedback/<token>`: a Teams card's Relevant / Not relevant link (`bot.feedback_page`): GET shows
@@ -30,7 +33,7 @@ from slack_bolt.adapter.asgi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 
 from bot import feedback_page, queries
-from bot.app import Deps, Explainer, SlackSetupError, build_app, utcnow
+from bot.app import Deps, Explainer, SlackSetupError, build_app, slack_credentials, slack_missing, utcnow
 from bot.config import Config, ConfigError, config_path, load_config
 from bot.reload import ConfigWatcher
 from bot.store import Store
@@ -77,11 +80,12 @@ def metrics_text(m: queries.Metrics) -> str:
 
 
 class WebApp:
-    """The ASGI callable: health, metrics and Teams feedback pages here, everything else to Bolt's handler."""
+    """The ASGI callable: health, metrics and Teams feedback pages here, everything else to Bolt's handler
+    (or 404 when `bolt` is None: Slack is not configured)."""
 
     def __init__(
         self,
-        bolt: AsyncApp,
+        bolt: AsyncApp | None,
         store: Store,
         on_shutdown: Callable[[], None] | None = None,
         *,
@@ -90,7 +94,7 @@ class WebApp:
     ) -> None:
         self.bolt = bolt
         self.store = store
-        self.slack = AsyncSlackRequestHandler(bolt, SLACK_PATH)
+        self.slack = AsyncSlackRequestHandler(bolt, SLACK_PATH) if bolt is not None else None
         self.on_shutdown = on_shutdown
         self.clock = clock
         self.config = config
@@ -108,8 +112,10 @@ class WebApp:
             await self._metrics(send)
         elif feedback_page.is_feedback_path(path) and method in feedback_page.METHODS:
             await self._feedback(path, method, send)
-        else:
+        elif self.slack is not None:
             await self.slack(scope, receive, send)  # type: ignore[arg-type]
+        else:
+            await _send(send, 404, b"not found\n", "text/plain; charset=utf-8")
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -175,9 +181,33 @@ async def _send(
     await send({"type": "http.response.body", "body": body})
 
 
+def teams_destinations(config: Config) -> list[str]:
+    """The `teams:<name>` destinations config.toml routes to, topics then digests, each once. Disabled
+    topics count: the cards they already posted carry feedback links that stay valid for days."""
+    found = [d for t in config.topics for d in t.destinations] + [d.destination for d in config.digests]
+    return list(dict.fromkeys(d for d in found if d.startswith("teams:")))
+
+
 def create_asgi(config: Config, deps: Deps, on_shutdown: Callable[[], None] | None = None) -> WebApp:
-    """The ASGI app for `config` and `deps` (raises SlackSetupError when a Slack variable is missing)."""
-    return WebApp(build_app(config, deps), deps.store, on_shutdown, clock=deps.clock, config=deps.config)
+    """The ASGI app for `config` and `deps`: with the Slack endpoint when Slack is configured, without it
+    when neither Slack variable is set but config.toml routes to Teams (whose feedback links this server
+    answers). SlackSetupError when one Slack variable is set without the other, or when neither Slack nor
+    Teams is configured (the message then names `SLACK_BOT_TOKEN`, as it always has)."""
+    credentials = slack_credentials()
+    bolt = None
+    if credentials is not None:
+        bolt = build_app(config, deps, credentials)
+    else:
+        teams = teams_destinations(config)
+        if not teams:
+            raise slack_missing("SLACK_BOT_TOKEN")
+        log.info(
+            "slack not configured (SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET unset): serving Teams feedback "
+            "links, /healthz and /metrics without %s teams=%s",
+            SLACK_PATH,
+            ",".join(teams),
+        )
+    return WebApp(bolt, deps.store, on_shutdown, clock=deps.clock, config=deps.config)
 
 
 # -- the production wiring: live config, models loaded in the background ----------------------------------
@@ -273,7 +303,10 @@ def run_web(config_file: str | Path | None = None, port: int | None = None, host
         store.close()
         print(f"watchfloor serve: {exc}", file=sys.stderr)
         return 2
-    deps.scorer()  # start loading the models now, in the background, so `status` can name them early
-    log.info("serving Slack endpoint host=%s port=%s path=%s", host, port, SLACK_PATH)
+    if app.bolt is not None:
+        deps.scorer()  # start loading the models now, in the background, so `status` can name them early
+        log.info("serving Slack endpoint host=%s port=%s path=%s", host, port, SLACK_PATH)
+    else:  # no Slack: nothing here explains scores or shows status, so the models are not loaded
+        log.info("serving Teams feedback links host=%s port=%s", host, port)
     uvicorn.run(app, host=host, port=port, lifespan="on", log_level="info", proxy_headers=True)
     return 0

@@ -1,8 +1,9 @@
 """Feedback from Teams: HMAC-signed, expiring links, and the `/feedback/<token>` page of `watchfloor serve`.
 
 The token tests are pure (explicit `now`). The end-to-end tests run the real ASGI app under uvicorn on
-127.0.0.1 (Bolt pointed at the fake Slack, as `watchfloor serve` needs a Slack app) and open the links a
-rendered card carries, with httpx: valid (GET shows, POST records), tampered, expired, replayed.
+127.0.0.1 (with the Slack app beside Teams, Bolt pointed at the fake Slack; tests/test_serve.py runs Teams
+alone) and open the links a rendered card carries, with httpx: valid (GET shows, POST records), tampered,
+expired, replayed.
 """
 
 from __future__ import annotations
