@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
@@ -43,6 +43,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import ColumnElement, func, literal, select
 
+from bot.channels import same_channels
 from bot.config import Config, DigestConfig
 from bot.notices import Digest, DigestTopic, StoryLine
 from bot.outbox_messages import enqueue_message, last_message
@@ -268,9 +269,10 @@ def build_digest(
 
 
 def routed_topics(config: Config, store: Store, destinations: Iterable[str]) -> list[str]:
-    """Topics whose alerts go to any of `destinations` (compared without case): config.toml's routing, then
-    `/news subscribe` subscriptions, in config order."""
-    here = {d.lower() for d in destinations}
+    """Topics whose alerts go to any of `destinations`: config.toml's routing, then `/news subscribe`
+    subscriptions, in config order. Destinations compare by every spelling of their channel
+    (bot/channels.py), so a `slack:#name` digest takes in the subscriptions made in that channel."""
+    here = same_channels(destinations, store.slack_channel_names())
     subscribed = {s.topic for s in store.subscriptions() if s.destination.lower() in here}
     return [
         t.id
@@ -283,11 +285,14 @@ def digest_topics(config: Config, store: Store, digest: DigestConfig) -> list[st
     return list(digest.topics) or routed_topics(config, store, [digest.destination])
 
 
-def muted_topics(mutes: Iterable[Mute], destination: str, at: datetime) -> set[str]:
-    """Topics muted at `destination` at `at`. Compared without case, as `routed_topics` routes topics to a
-    digest, so a topic the digest picks up by its destination is muted by the same destination."""
-    here = destination.lower()
-    return {m.topic for m in mutes if m.destination.lower() == here and m.until > at}
+def muted_topics(
+    mutes: Iterable[Mute], destination: str, at: datetime, names: Mapping[str, str] | None = None
+) -> set[str]:
+    """Topics muted at `destination` at `at`. Compared as `routed_topics` routes topics to a digest (every
+    spelling of the channel, given `names`: Slack channel id → name), so a topic the digest picks up by
+    its destination is muted by the same destination, whether the mute named it by id or by `#name`."""
+    here = same_channels([destination], names or {})
+    return {m.topic for m in mutes if m.destination.lower() in here and m.until > at}
 
 
 def digest_period(store: Store, destination: str, now: datetime) -> tuple[datetime, datetime]:
@@ -340,7 +345,7 @@ def digest_job(store: Store, config: Config, digest: DigestConfig, now: datetime
         return False  # this fire time's digest is already queued
     # The mutes table keeps no start time, so a mute set after the fire but before a late run counts as
     # well: the digest has not gone out yet, and the channel has asked for silence.
-    muted = muted_topics(store.active_mutes(fire), digest.destination, fire)
+    muted = muted_topics(store.active_mutes(fire), digest.destination, fire, store.slack_channel_names())
     built = build_digest(
         store,
         config,

@@ -38,7 +38,6 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     event,
-    exists,
     func,
     select,
     update,
@@ -46,6 +45,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from bot.channels import same_channels
 from bot.feedback import ItemLabels, Verdict, Vote, item_labels
 from bot.feedback import Tally as VoteTally
 from bot.items import Alert, Followup, Item, ScoredItem
@@ -1292,19 +1292,28 @@ class Store:
     def set_aside_muted(self, now: datetime) -> int:
         """Alerts waiting to go (pending or held for a roll-up) to a destination where their topic is muted
         at `now` move to status `muted`: kept, never sent, and not held back for when the mute ends (a
-        muted channel asked for silence, not for a burst 24 h later). Returns how many."""
-        muted_here = exists().where(
-            mutes.c.topic == alerts.c.topic,
-            mutes.c.destination == alerts.c.destination,
-            mutes.c.until > now,
-        )
+        muted channel asked for silence, not for a burst 24 h later). Returns how many.
+
+        A mute covers every spelling of its channel (bot/channels.py): `/news mute` records the channel's
+        id, while config.toml may route the topic there by `#name`."""
+        active = self.active_mutes(now)
+        if not active:
+            return 0
+        names = self.slack_channel_names()
+        moved = 0
         with self.transaction() as conn:
-            moved = conn.execute(
-                update(alerts)
-                .where(alerts.c.status.in_(("pending", "held")), muted_here)
-                .values(status="muted")
-            )
-        return int(moved.rowcount or 0)
+            for m in active:
+                done = conn.execute(
+                    update(alerts)
+                    .where(
+                        alerts.c.status.in_(("pending", "held")),
+                        alerts.c.topic == m.topic,
+                        func.lower(alerts.c.destination).in_(sorted(same_channels([m.destination], names))),
+                    )
+                    .values(status="muted")
+                )
+                moved += int(done.rowcount or 0)
+        return moved
 
     # -- subscriptions ---------------------------------------------------------------------------------
 
@@ -1351,21 +1360,12 @@ class Store:
                     conn, slack_channels, [{"id": channel_id, "name": name.lower(), "seen_at": at}]
                 )
 
-    def channel_ids(self, names: Iterable[str]) -> dict[str, list[str]]:
-        """Channel name (without `#`, any case) → ids of the channels last seen under that name."""
-        wanted = sorted({n.lower().lstrip("#") for n in names if n})
-        found: dict[str, list[str]] = {}
-        if not wanted:
-            return found
+    def slack_channel_names(self) -> dict[str, str]:
+        """Slack channel id → the name (lower case, without `#`) it was last seen under in a slash command."""
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(slack_channels.c.name, slack_channels.c.id)
-                .where(slack_channels.c.name.in_(wanted))
-                .order_by(slack_channels.c.name, slack_channels.c.id)
-            )
-            for name, channel_id in rows:
-                found.setdefault(name, []).append(channel_id)
-        return found
+            return {
+                cid: name for cid, name in conn.execute(select(slack_channels.c.id, slack_channels.c.name))
+            }
 
     def subscriptions(self) -> list[Subscription]:
         """Every stored subscription, by topic then destination."""

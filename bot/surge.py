@@ -41,6 +41,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import BigInteger, ColumnElement, cast, extract, func, literal, select
 
+from bot.channels import same_channels
 from bot.config import SURGE_MIN_HISTORY, Config, SurgeConfig
 from bot.notices import StoryLine, Surge
 from bot.outbox_messages import enqueue_message
@@ -274,10 +275,16 @@ def surge_job(
     # Cheap checks first: a window with fewer stories than could ever fire, or whose every destination is
     # muted or had this topic's surge within the window, needs no look at the baseline.
     least = max(cfg.min_stories, cfg.factor)
-    muted = {(m.topic, m.destination) for m in store.active_mutes(now)}
+    names = store.slack_channel_names()
+    # A mute covers every spelling of its channel: `/news mute` records the id, config may say `#name`.
+    muted = {
+        (m.topic, alias) for m in store.active_mutes(now) for alias in same_channels([m.destination], names)
+    }
     recent = recent_surges(store, now - window)
     open_to = {
-        topic_id: [d for d in routed[topic_id] if (topic_id, d) not in muted and (topic_id, d) not in recent]
+        topic_id: [
+            d for d in routed[topic_id] if (topic_id, d.lower()) not in muted and (topic_id, d) not in recent
+        ]
         for topic_id, lines in current.items()
         if len(lines) >= least
     }

@@ -25,6 +25,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot import queries
 from bot.app import Deps
+from bot.channels import is_channel_name
 from bot.config import TopicConfig
 from bot.digest import build_digest, routed_topics
 from bot.durations import DurationError, format_duration, parse_duration
@@ -416,6 +417,12 @@ def register(app: AsyncApp, deps: Deps) -> None:
                 str(command.get("channel_id") or ""),
                 str(command.get("channel_name") or ""),
             )
+            if caller.channel_id and is_channel_name(caller.channel_name):
+                # So that `slack:#name` in config.toml and this channel's id-keyed subscriptions and mutes
+                # are known to be one channel (bot/channels.py).
+                await asyncio.to_thread(
+                    deps.store.note_channel, caller.channel_id, caller.channel_name, deps.clock()
+                )
             reply, share = await answer(deps, name, command.get("text") or "", caller)
         except Exception:
             incident = uuid.uuid4().hex[:10]

@@ -54,6 +54,16 @@ def test_muted_topics_are_those_muted_at_this_destination_at_that_time() -> None
     assert muted_topics(mutes, "slack:#infra-watch", F2) == {CABLES}
 
 
+def test_a_mute_made_by_channel_id_holds_for_a_digest_named_by_channel() -> None:
+    """`/news mute` records `slack:<id>`; config.toml names the channel: the name seen in slash commands
+    joins them."""
+    mutes = [Mute(DPRK, "slack:C0DPRKW", F3, "U0ANA"), Mute(CABLES, "slack:C0ELSE", F3, "U0ANA")]
+    assert muted_topics(mutes, HERE, F2) == set()  # the channel's name was never seen
+    names = {"C0DPRKW": "dprk-watch", "C0ELSE": "infra-watch"}
+    assert muted_topics(mutes, HERE, F2, names) == {DPRK}
+    assert muted_topics(mutes, "slack:C0DPRKW", F2, names) == {DPRK}
+
+
 # -- the scheduled job -------------------------------------------------------------------------------------------
 
 

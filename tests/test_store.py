@@ -208,13 +208,24 @@ def test_channel_names_follow_the_latest_sighting(store: Store) -> None:
     t0 = datetime(2026, 11, 1, 8, tzinfo=UTC)
     store.note_channel("C1", "Watch-DPRK", t0)
     store.note_channel("C2", "cables", t0)
-    assert store.channel_ids(["#watch-dprk", "CABLES", "nowhere"]) == {"watch-dprk": ["C1"], "cables": ["C2"]}
-    # Renamed: the old name no longer answers; a late report of the old name does not undo the rename.
+    assert store.slack_channel_names() == {"C1": "watch-dprk", "C2": "cables"}
+    # Renamed: the new name wins; a late report of the old name does not undo the rename.
     store.note_channel("C1", "dprk-desk", t0 + timedelta(hours=2))
     store.note_channel("C1", "watch-dprk", t0 + timedelta(hours=1))
-    assert store.channel_ids(["watch-dprk", "dprk-desk"]) == {"dprk-desk": ["C1"]}
-    # Two channels may share a name over time (one archived, another made): both are reported.
-    store.note_channel("C3", "dprk-desk", t0 + timedelta(hours=3))
-    assert store.channel_ids(["dprk-desk"]) == {"dprk-desk": ["C1", "C3"]}
     store.note_channel("", "ignored", t0)
-    assert store.channel_ids([]) == {}
+    assert store.slack_channel_names() == {"C1": "dprk-desk", "C2": "cables"}
+
+
+def test_a_mute_by_channel_id_silences_alerts_routed_by_name(store: Store) -> None:
+    """`/news mute` records the channel id; config.toml routes by `#name`: the mute still holds."""
+    now = datetime(2026, 11, 1, 8, tzinfo=UTC)
+    save(store, [scored(item(1), "s1")], {"dprk": ["slack:#Watch-DPRK", "slack:#other"]})
+    store.note_channel("C1", "watch-dprk", now)
+    store.mute("dprk", "slack:C1", now + timedelta(hours=1), "U1")
+    assert store.set_aside_muted(now) == 1
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(bot.store.alerts.c.destination, bot.store.alerts.c.status)).all()
+    assert sorted(rows) == [("slack:#Watch-DPRK", "muted"), ("slack:#other", "pending")]
+    # A mute that has ended moves nothing more.
+    save(store, [scored(item(2), "s2")], {"dprk": ["slack:#watch-dprk"]})
+    assert store.set_aside_muted(now + timedelta(hours=2)) == 0

@@ -264,6 +264,14 @@ def test_a_surge_goes_once_to_each_destination_and_once_per_window(store: Store)
     assert surge_job(store, cfg, ROUTES, later + W) == 3
 
 
+def test_a_mute_by_channel_id_holds_for_a_channel_routed_by_name(store: Store) -> None:
+    save(store, history("dprk", BASELINE) + burst("dprk", 12))
+    store.note_channel("C0MUTED", "muted", NOW)  # seen in a slash command
+    store.mute("dprk", "slack:C0MUTED", NOW + timedelta(hours=24), "U0ANA")  # `/news mute` records the id
+    assert surge_job(store, config(), ROUTES, NOW) == 2
+    assert sorted(d for d, _ in surges(store)) == ["console", "slack:#dprk"]
+
+
 def test_a_destination_subscribed_during_a_surge_gets_it_at_once(store: Store) -> None:
     save(store, history("dprk", BASELINE) + burst("dprk", 9))
     assert surge_job(store, config(), {"dprk": ["slack:#dprk"]}, NOW) == 1

@@ -22,6 +22,7 @@ from slack_http import serving, signed_headers
 
 from bot.app import Deps
 from bot.config import Config
+from bot.digest import routed_topics
 from bot.items import Item, TopicScore, Why
 from bot.pipeline import Runtime, ingest
 from bot.scoring import TopicScorer
@@ -167,6 +168,19 @@ def test_subscribe_routes_the_topic_here_and_unsubscribe_stops_it(server: Server
     assert server.store.subscriptions() == []
     assert rt.destinations()[CABLES] == ["slack:#infra-watch"]
     assert "had no subscription" in news(server, f"unsubscribe {CABLES}")
+
+
+def test_a_digest_by_channel_name_takes_in_what_was_subscribed_there_by_id(server: Server) -> None:
+    """Slash commands record the channel's name beside its id, so a `slack:#watch-room` digest in
+    config.toml finds the subscription made in that channel (stored as `slack:C0WATCHRM`)."""
+    assert routed_topics(server.config["now"], server.store, ["slack:#watch-room"]) == []
+    news(server, f"subscribe {CABLES}", channel="C0WATCHRM", channel_name="watch-room")
+    news(server, "help", channel="D0DIRECT01", channel_name="directmessage")  # a DM: no name to route by
+    names = server.store.slack_channel_names()
+    assert names["C0WATCHRM"] == "watch-room" and "D0DIRECT01" not in names
+    assert routed_topics(server.config["now"], server.store, ["slack:#Watch-Room"]) == [CABLES]
+    news(server, f"unsubscribe {CABLES}", channel="C0WATCHRM", channel_name="watch-room")
+    assert routed_topics(server.config["now"], server.store, ["slack:#watch-room"]) == []
 
 
 def test_a_channel_routed_by_config_is_told_to_change_config(server: Server) -> None:
