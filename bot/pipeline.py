@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from bot.config import Config, SourceConfig
@@ -260,11 +260,15 @@ async def _fetch_and_prepare(
     # in worker processes when there are some, so that it runs on another core.
     if queue is None:
         found, error = await asyncio.to_thread(parse_and_normalise, result, name, now)
-        return result, PreparedFeed(found, error)
-    try:
-        return result, await queue.prepare(result, name)
-    except Exception as exc:  # a worker died or the pool is gone: this source fails, the cycle goes on
-        return result, PreparedFeed([], f"feed worker failed: {type(exc).__name__}: {exc}")
+        prepared = PreparedFeed(found, error)
+    else:
+        try:
+            prepared = await queue.prepare(result, name)
+        except Exception as exc:  # a worker died or the pool is gone: this source fails, the cycle goes on
+            prepared = PreparedFeed([], f"feed worker failed: {type(exc).__name__}: {exc}")
+    # The body is parsed: the cycle keeps the result for the source's health only. A cold cycle of 2,000
+    # feeds otherwise held ~100 MB of bodies to its end, memory the poller faulted in afresh each time.
+    return replace(result, body=None), prepared
 
 
 async def poll_sources(
@@ -319,6 +323,7 @@ async def _poll_chosen(
         while (part := await ready.get()) is not None and not stopping:
             lo, hi = parts[part]
             batch, joined = _collect(rt, chosen[lo:hi], outcomes[lo:hi], health, now, rng, report, updates)
+            outcomes[lo:hi] = [None] * (hi - lo)  # what is left of them is in `batch` and `joined`
             if batch:
                 prepared = PreparedBatch.join(scorer, joined) if queue is not None else None
                 started = time.perf_counter()
