@@ -226,7 +226,7 @@ subscriptions = Table(
 
 # The name each Slack channel went by when last seen in a slash command. Subscriptions and mutes are kept
 # by channel id (the one thing a rename does not change), while config.toml may name a channel `#name`:
-# this table lets a `slack:#name` digest find the subscriptions made in that channel.
+# this table joins the two spellings (bot/channels.py) for digests, surges and mutes.
 slack_channels = Table(
     "slack_channels",
     metadata,
