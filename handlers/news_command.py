@@ -406,6 +406,18 @@ async def answer(deps: Deps, name: str, text: str, caller: Caller | None = None)
         return render.problem_reply(name, exc.problem, exc.suggestions, exc.usage), False
 
 
+async def _note_channel(deps: Deps, caller: Caller) -> None:
+    """Remember the channel's name, so that `slack:#name` in config.toml and this channel's id-keyed
+    subscriptions and mutes are known to be one channel (bot/channels.py). The command is answered even if
+    this fails: the name is seen again at the next command."""
+    if not caller.channel_id or not is_channel_name(caller.channel_name):
+        return
+    try:
+        await asyncio.to_thread(deps.store.note_channel, caller.channel_id, caller.channel_name, deps.clock())
+    except Exception as exc:
+        log.warning("channel name not recorded channel=%s error=%s", caller.channel_id, type(exc).__name__)
+
+
 def register(app: AsyncApp, deps: Deps) -> None:
     name = deps.config().slack.command
 
@@ -417,12 +429,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
                 str(command.get("channel_id") or ""),
                 str(command.get("channel_name") or ""),
             )
-            if caller.channel_id and is_channel_name(caller.channel_name):
-                # So that `slack:#name` in config.toml and this channel's id-keyed subscriptions and mutes
-                # are known to be one channel (bot/channels.py).
-                await asyncio.to_thread(
-                    deps.store.note_channel, caller.channel_id, caller.channel_name, deps.clock()
-                )
+            await _note_channel(deps, caller)
             reply, share = await answer(deps, name, command.get("text") or "", caller)
         except Exception:
             incident = uuid.uuid4().hex[:10]

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import cast
 from urllib.parse import urlencode
 
@@ -181,6 +182,22 @@ def test_a_digest_by_channel_name_takes_in_what_was_subscribed_there_by_id(serve
     assert routed_topics(server.config["now"], server.store, ["slack:#Watch-Room"]) == [CABLES]
     news(server, f"unsubscribe {CABLES}", channel="C0WATCHRM", channel_name="watch-room")
     assert routed_topics(server.config["now"], server.store, ["slack:#watch-room"]) == []
+
+
+def test_a_command_is_answered_even_when_the_channel_name_cannot_be_recorded(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = {"now": news_config()}
+    store = Store.open(f"sqlite:///{tmp_path / 'names.sqlite'}")
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE slack_channels")  # every note_channel now fails
+    deps = Deps(store=store, config=lambda: config["now"], clock=lambda: NOW)
+    with FakeSlack() as slack, serving(config["now"], deps, slack) as url:
+        text = news(Server(url, slack, store, config), f"subscribe {CABLES}")
+    assert text.startswith(":bell: Subscribed this channel")
+    assert [s.topic for s in store.subscriptions()] == [CABLES]
+    assert "channel name not recorded channel=C0ANALYSTS" in caplog.text
+    store.close()
 
 
 def test_a_channel_routed_by_config_is_told_to_change_config(server: Server) -> None:
